@@ -1,0 +1,15 @@
+"""framewatch's daemon: everything about files arriving. Handlers do the work on them.
+
+One item's path, and the module for each step:
+    1. arrival   inbox.py   -- a file (or folder) appears in an inbox; temporary names ignored
+    2. wake      watch.py   -- a watchdog event makes the next scan come sooner
+    3. settle    settle.py  -- size and mtime_ns unchanged for settle_s = the copy is complete
+    4. claim     claim.py   -- renamed into this process's private claims folder
+    5. options   kinds.py   -- config [extract] + STEM.json sidecar, checked; the handler to run
+    6. work      pool.py, worker.py -- the handler runs in its own process, into staging/
+    7. publish   publish.py -- staging/ becomes labeled-data/STEM/ in one rename (or a merge
+                               that never replaces a file); the input moves to its place
+    8. record    status.py  -- status/<kind>/<name>.json, rewritten atomically at every change
+service.py is the loop that walks every item through these steps; cli.py the commands;
+config.py the settings; logs.py the structured logs.
+"""

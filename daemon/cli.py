@@ -1,0 +1,127 @@
+"""The ``framewatch`` command: run, once, status, check-config."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from daemon.config import ConfigError, Settings, load_settings
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="framewatch",
+        description="Turn videos, frame zips and model outputs dropped in folders into labeling bundles.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    helps = {
+        "run": "run the daemon in the foreground until SIGTERM/SIGINT",
+        "once": "process everything settled in the inboxes, then exit (1 if an item failed)",
+        "status": "show a table of items and their state",
+        "check-config": "validate and print the effective configuration",
+    }
+    for name, text in helps.items():
+        sub = commands.add_parser(name, help=text, description=text)
+        sub.add_argument("-c", "--config", metavar="CONFIG", help="TOML config file")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings, source = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"framewatch: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    command = {"run": run, "once": once, "status": show_status, "check-config": check_config}
+    return command[args.command](settings, source)
+
+
+def run(settings: Settings, source: Path | None) -> int:
+    daemon = _make_daemon(settings, source)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        daemon.log.info("stop requested", signal=signal.Signals(signum).name)
+        daemon.request_stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    daemon.run_forever()
+    return EXIT_OK
+
+
+def once(settings: Settings, source: Path | None) -> int:
+    daemon = _make_daemon(settings, source)
+    signal.signal(signal.SIGTERM, lambda signum, frame: daemon.request_stop())
+    signal.signal(signal.SIGINT, lambda signum, frame: daemon.request_stop())
+    return daemon.run_once()
+
+
+def _make_daemon(settings: Settings, source: Path | None) -> Any:
+    from daemon.logs import configure_logging
+    from daemon.service import Daemon  # heavy imports (OpenCV) only for commands that work
+
+    configure_logging()
+    daemon = Daemon(settings)
+    daemon.log.info("config", file=str(source) if source else "built-in defaults", root=str(settings.root.absolute()))
+    return daemon
+
+
+def show_status(settings: Settings, source: Path | None) -> int:
+    from daemon.status import StatusStore
+
+    rows = [
+        [
+            str(item.get("kind", "")),
+            str(item.get("name", "")),
+            str(item.get("state", "")),
+            f"{float(item.get('progress', 0.0)):.0%}",
+            str(item.get("message", "")),
+        ]
+        for item in StatusStore(settings.folder("status")).all()
+    ]
+    if not rows:
+        print(f"no items yet (status folder {settings.folder('status')})")
+        return EXIT_OK
+    print(format_table(["KIND", "NAME", "STATE", "PROGRESS", "MESSAGE"], rows))
+    return EXIT_OK
+
+
+def format_table(header: list[str], rows: list[list[str]]) -> str:
+    """Left-aligned columns; the last column (the message) is not padded."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
+    lines = []
+    for row in [header, *rows]:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths)] + [row[-1]]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def check_config(settings: Settings, source: Path | None) -> int:
+    print(f"# configuration from {source if source else 'built-in defaults'}")
+    print(to_toml(settings.model_dump(mode="json")))
+    print(f"# root resolves to {settings.root.absolute()}")
+    return EXIT_OK
+
+
+def to_toml(data: dict[str, Any]) -> str:
+    """The effective settings as TOML (scalars first, then one table per section)."""
+    top = [f"{key} = {json.dumps(value)}" for key, value in data.items() if not isinstance(value, dict)]
+    tables = [
+        f"\n[{key}]\n" + "\n".join(f"{k} = {json.dumps(v)}" for k, v in value.items())
+        for key, value in data.items()
+        if isinstance(value, dict)
+    ]
+    return "\n".join(top) + "\n" + "\n".join(tables)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

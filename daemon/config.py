@@ -1,0 +1,148 @@
+"""Configuration: built-in defaults, then a TOML file, then ``FRAMEWATCH_*`` variables.
+
+Every section forbids unknown keys so that a typo (``setle_s``) is an error that names the
+key instead of a silently ignored line.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from handlers.options import FrameRange
+
+CONFIG_ENV = "FRAMEWATCH_CONFIG"
+LOCAL_CONFIG = Path("framewatch.toml")
+DEFAULT_ROOT = Path("./framewatch-data")
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; the CLI turns it into exit status 2."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class Folders(_Section):
+    """Where things live; relative paths are under ``root``."""
+
+    videos: Path = Path("inbox/videos")
+    zips: Path = Path("inbox/zips")
+    inference: Path = Path("inbox/inference")
+    project: Path = Path("project")
+    status: Path = Path("status")
+    failed: Path = Path("failed")
+    work: Path = Path("work")
+    archive: Path = Path("archive")
+
+
+class Watch(_Section):
+    mode: Literal["auto", "native", "polling"] = "auto"
+    poll_interval_s: float = Field(10.0, gt=0)
+    settle_s: float = Field(30.0, ge=0)
+
+
+class Extract(_Section):
+    frames_per_video: int = Field(20, ge=1)
+    frame_range: FrameRange = (0.0, 1.0)
+    context_frames: int = Field(2, ge=0)
+
+
+class Workers(_Section):
+    max_workers: int = Field(2, ge=1)
+    stop_grace_s: float = Field(20.0, ge=0)
+
+
+class _DictSource(PydanticBaseSettingsSource):
+    """Feeds an already parsed TOML document to pydantic-settings, below the environment."""
+
+    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self._data = data
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return self._data
+
+
+class Settings(BaseSettings):
+    """The effective configuration of one daemon."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FRAMEWATCH_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    root: Path = DEFAULT_ROOT
+    folders: Folders = Folders()
+    watch: Watch = Watch()
+    extract: Extract = Extract()
+    workers: Workers = Workers()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file arrives through init_settings (see load_settings); the environment wins over it.
+        return (env_settings, init_settings)
+
+    def folder(self, name: str) -> Path:
+        """Absolute path of the folder ``name`` of the ``[folders]`` section."""
+        return (self.root / getattr(self.folders, name)).absolute()
+
+
+def find_config_file(explicit: str | None) -> Path | None:
+    """Pick the config file by the contract's order: ``-c``, ``$FRAMEWATCH_CONFIG``, ./framewatch.toml."""
+    named = explicit or os.environ.get(CONFIG_ENV)
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            source = "-c" if explicit else CONFIG_ENV
+            raise ConfigError(f"config file {path} (from {source}) does not exist or is not a file")
+        return path
+    return LOCAL_CONFIG if LOCAL_CONFIG.is_file() else None
+
+
+def load_settings(explicit: str | None = None) -> tuple[Settings, Path | None]:
+    """Load the effective settings and say which file they came from.
+
+    Raises:
+        ConfigError: the file is missing or unreadable, or a key is unknown or has a bad value.
+    """
+    path = find_config_file(explicit)
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    try:
+        return Settings(**data), path
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, path)) from exc
+
+
+def describe_validation_error(exc: ValidationError, path: Path | None) -> str:
+    """One line per bad key, naming it the way the user wrote it."""
+    where = f" in {path}" if path else ""
+    lines = [f"invalid configuration{where}:"]
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"])
+        env = "FRAMEWATCH_" + "__".join(str(part).upper() for part in error["loc"][:2])
+        if error["type"] == "extra_forbidden":
+            lines.append(f"  {key}: unknown key (set in the file or as {env})")
+        else:
+            lines.append(f"  {key} = {error.get('input')!r}: {error['msg']} (or check {env})")
+    return "\n".join(lines)

@@ -1,0 +1,133 @@
+"""The kinds of arrival: where each comes in, how its files group, which handler runs it.
+
+Adding a kind means adding one ``Kind`` to ``KINDS``; the daemon has no other list of them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from daemon.config import Settings
+from daemon.inbox import Arrival, visible_files
+from handlers.bundle import existing_frames
+from handlers.outcome import InputError
+from handlers.video import VIDEO_SUFFIXES, VideoOptions
+
+SIDECAR_SUFFIX = ".json"
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of arrival.
+
+    Attributes:
+        name: its inbox key in ``[folders]`` and its folder under status/ and failed/.
+        find_arrivals: groups the files of its inbox into arrivals.
+        handler: ``module:function`` of the handler, imported in the worker process.
+        build_options: the handler's options from the config, the sidecar and the bundle
+            folder as it is now.
+        keep_folder: where the input files go once the bundle is published.
+    """
+
+    name: str
+    find_arrivals: Callable[[str, Path], list[Arrival]]
+    handler: str
+    build_options: Callable[[Settings, dict[str, Any], Path], BaseModel]
+    keep_folder: Callable[[Settings, Path], Path]
+
+
+def arrivals_by_suffix(suffixes: frozenset[str]) -> Callable[[str, Path], list[Arrival]]:
+    """Arrivals made of one file with one of ``suffixes`` plus its ``STEM.json`` sidecar."""
+
+    def find(kind: str, inbox: Path) -> list[Arrival]:
+        files = visible_files(inbox)
+        names = {path.name for path in files}
+        found = []
+        for path in files:
+            if path.suffix.lower() in suffixes:
+                sidecar = path.with_suffix(SIDECAR_SUFFIX)
+                extra = (sidecar,) if sidecar.name in names else ()
+                found.append(Arrival(kind, path.stem, (path, *extra)))
+        return found
+
+    return find
+
+
+def read_sidecar(files: list[Path]) -> dict[str, Any]:
+    """The options object of a ``STEM.json`` sidecar among ``files``, or {} when there is none.
+
+    Raises:
+        InputError: the sidecar is not a JSON object.
+    """
+    sidecars = [path for path in files if path.suffix.lower() == SIDECAR_SUFFIX]
+    if not sidecars:
+        return {}
+    path = sidecars[0]
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InputError([f"sidecar {path.name} is not valid JSON ({exc}); fix or remove it"])
+    if not isinstance(data, dict):
+        raise InputError(
+            [f"sidecar {path.name}: expected a JSON object like {{\"frames_per_video\": 50}}, "
+             f"but got {type(data).__name__}"]
+        )
+    return data
+
+
+def validate_options(
+    model: type[BaseModel], defaults: dict[str, Any], sidecar: dict[str, Any], allowed: set[str]
+) -> BaseModel:
+    """Options from config ``defaults`` overridden by the sidecar, with every problem named.
+
+    Raises:
+        InputError: the sidecar has keys outside ``allowed`` or values the model refuses.
+    """
+    problems = [
+        f"sidecar key {key!r} is not an option here; use one of {', '.join(sorted(allowed))}"
+        for key in sidecar
+        if key not in allowed
+    ]
+    merged = {**defaults, **{k: v for k, v in sidecar.items() if k in allowed}}
+    try:
+        options = model(**merged)
+    except ValidationError as exc:
+        problems += [
+            f"sidecar {'.'.join(str(p) for p in err['loc'])} = {err.get('input')!r}: {err['msg']}"
+            for err in exc.errors()
+        ]
+    if problems:
+        raise InputError(problems)
+    return options
+
+
+def video_options(settings: Settings, sidecar: dict[str, Any], bundle: Path) -> BaseModel:
+    """Video options: [extract], then the sidecar; frames already labeled are not chosen again."""
+    defaults = {**settings.extract.model_dump(), "exclude_frames": existing_frames(bundle)}
+    return validate_options(
+        VideoOptions, defaults, sidecar, {"frames_per_video", "frame_range", "context_frames"}
+    )
+
+
+def keep_in_project_videos(settings: Settings, path: Path) -> Path:
+    """Videos go to ``<project>/videos/``, where labeling tools look for them; the rest to archive."""
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        return settings.folder("project") / "videos"
+    return settings.folder("archive") / "videos"
+
+
+KINDS: dict[str, Kind] = {
+    "videos": Kind(
+        name="videos",
+        find_arrivals=arrivals_by_suffix(VIDEO_SUFFIXES),
+        handler="handlers.video:handle_video",
+        build_options=video_options,
+        keep_folder=keep_in_project_videos,
+    ),
+}

@@ -1,0 +1,105 @@
+"""The worker pool: each job in a fresh process, behind the concurrent.futures interface.
+
+A process per job rather than a ProcessPoolExecutor: when a decoder crashes on a damaged
+video and takes its process with it, a shared pool breaks for every job in it, while here
+only that job fails. Starting a process costs about a second; a job takes many.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from multiprocessing.connection import Connection
+from typing import Any
+
+_CONTEXT = multiprocessing.get_context("spawn")
+
+
+class WorkerDied(Exception):
+    """The worker process ended without an answer (killed, or crashed in native code)."""
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill this worker when the daemon dies, so no orphan works on after kill -9."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+
+def _child_main(conn: Connection, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the daemon to handle
+    _die_with_parent()
+    try:
+        conn.send((True, fn(*args)))
+    except BaseException as exc:  # noqa: BLE001 - every failure must reach the daemon
+        try:
+            conn.send((False, exc))
+        except Exception:  # noqa: BLE001 - an exception that does not pickle
+            conn.send((False, RuntimeError(f"{type(exc).__name__}: {exc}")))
+    finally:
+        conn.close()
+
+
+class ProcessPerJobExecutor:
+    """A minimal executor; the daemon limits how many jobs it submits at once."""
+
+    def __init__(self) -> None:
+        self._processes: set[Any] = set()
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        future.set_running_or_notify_cancel()
+        threading.Thread(target=self._run, args=(future, fn, args), daemon=True).start()
+        return future
+
+    def _run(self, future: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        receiver, sender = _CONTEXT.Pipe(duplex=False)
+        process = _CONTEXT.Process(target=_child_main, args=(sender, fn, args))
+        try:
+            process.start()
+        except Exception as exc:  # noqa: BLE001 - a failed start is this job's failure
+            future.set_exception(exc)
+            return
+        sender.close()
+        with self._lock:
+            self._processes.add(process)
+        try:
+            answer = receiver.recv()
+        except (EOFError, OSError):
+            answer = None
+        process.join()
+        with self._lock:
+            self._processes.discard(process)
+        if answer is None:
+            future.set_exception(WorkerDied(_describe_exit(process.exitcode)))
+        elif answer[0]:
+            future.set_result(answer[1])
+        else:
+            future.set_exception(answer[1])
+
+    def terminate_all(self) -> None:
+        """Stop every running worker (on shutdown, after the grace period)."""
+        with self._lock:
+            processes = list(self._processes)
+        for process in processes:
+            process.terminate()
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        self.terminate_all()
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            return f"the worker process was killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"the worker process was killed by signal {-code}"
+    return f"the worker process exited with status {code} without a result"

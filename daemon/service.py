@@ -1,0 +1,427 @@
+"""The daemon's loop: scan, settle, claim, run in a worker, publish, record.
+
+One thread owns every decision about items (this loop); watchdog's thread and the worker
+threads only wake it up. Everything that can go wrong with one item is caught at that item,
+so a bad file never stops the loop.
+"""
+
+from __future__ import annotations
+
+import errno
+import shutil
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from daemon import status as st
+from daemon.atomic import read_json, write_json_atomic
+from daemon.claim import PROGRESS_FILE, RESULT_FILE, ClaimedItem, ClaimFolder, release
+from daemon.config import Settings
+from daemon.inbox import Arrival
+from daemon.kinds import KINDS, read_sidecar
+from daemon.logs import get_logger
+from daemon.pool import ProcessPerJobExecutor, WorkerDied
+from daemon.publish import move_without_replacing, publish_bundle
+from daemon.settle import SettleTracker
+from daemon.watch import start_observer
+from daemon.worker import HandlerCrash, Job, run_job
+from handlers.outcome import HandlerResult, InputError
+
+MIN_SCAN_GAP_S = 0.5
+TICK_S = 0.5
+# Filesystem errors that pass (a share that went away, a full disk): wait and try again.
+PASSING_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO,
+     errno.ESTALE, errno.ENOENT, errno.ETIMEDOUT, errno.EHOSTDOWN, errno.ENOTCONN}
+)
+RETRY_DELAYS_S = (10.0, 30.0, 60.0, 120.0, 300.0)
+
+
+@dataclass
+class Running:
+    item: ClaimedItem
+    future: Future[Any]
+    last_progress: tuple[float, str] = (-1.0, "")
+
+
+@dataclass
+class Waiting:
+    """A claimed item waiting for a worker (adopted after a restart, or retried)."""
+
+    item: ClaimedItem
+    not_before: float = 0.0
+    attempts: int = 0
+
+
+@dataclass
+class Daemon:
+    """One framewatch daemon on one root."""
+
+    settings: Settings
+    log: Any = field(default_factory=get_logger)
+
+    def __post_init__(self) -> None:
+        self.status = st.StatusStore(self.settings.folder("status"))
+        self.claims = ClaimFolder(self.settings.folder("work"))
+        self.tracker = SettleTracker(self.settings.watch.settle_s)
+        self.executor = ProcessPerJobExecutor()
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        self.settled: dict[tuple[str, str], Arrival] = {}
+        self.waiting: list[Waiting] = []
+        self.running: dict[tuple[str, str], Running] = {}
+        self.attempts: dict[tuple[str, str], int] = {}
+        self.failed_count = 0
+        self.completed_count = 0
+        self.retry_passing_errors = True
+        self._last_scan = -1e9
+        self._event_seen = True
+
+    # ----- start and stop -------------------------------------------------------------
+
+    def inboxes(self) -> dict[str, Path]:
+        return {kind: self.settings.folder(kind) for kind in KINDS}
+
+    def prepare(self) -> None:
+        """Create the folders, claim a private claims folder, adopt a dead daemon's items."""
+        for folder in [*self.inboxes().values(), self.settings.folder("failed")]:
+            folder.mkdir(parents=True, exist_ok=True)
+        project = self.settings.folder("project")
+        for sub in ("labeled-data", "videos"):
+            (project / sub).mkdir(parents=True, exist_ok=True)
+        self.status.folder.mkdir(parents=True, exist_ok=True)
+        self.claims.open()
+        for item in self.claims.adopt_orphans():
+            self.log.info("adopted", kind=item.kind, name=item.name, folder=str(item.folder))
+            self.waiting.append(Waiting(item))
+
+    def request_stop(self) -> None:
+        self.stopping.set()
+        self.wake.set()
+
+    def notify_change(self) -> None:
+        self._event_seen = True
+        self.wake.set()
+
+    def run_forever(self) -> None:
+        """Watch and process until ``request_stop``; then stop claiming and put work back."""
+        self.prepare()
+        observer, mode = start_observer(
+            self.inboxes().values(),
+            self.settings.watch.mode,
+            self.settings.watch.poll_interval_s,
+            self.notify_change,
+        )
+        self.log.info(
+            "watching",
+            mode=mode,
+            inboxes={kind: str(path) for kind, path in self.inboxes().items()},
+            project=str(self.settings.folder("project")),
+            status=str(self.status.folder),
+        )
+        try:
+            while not self.stopping.is_set():
+                self.step(claim=True)
+                self.wake.wait(self.sleep_time())
+                self.wake.clear()
+        finally:
+            observer.stop()
+            self.shutdown()
+
+    def run_once(self) -> int:
+        """Take what is settled now, process it to the end; the exit status for ``once``."""
+        self.retry_passing_errors = False  # nobody waits for a retry in minutes: fail and say why
+        self.prepare()
+        self.scan(time.monotonic())
+        if self.settings.watch.settle_s > 0 and self.tracker_has_items():
+            self.stopping.wait(self.settings.watch.settle_s)
+        self.scan(time.monotonic())
+        taken = set(self.settled)
+        self.settled = {key: arrival for key, arrival in self.settled.items() if key in taken}
+        while not self.stopping.is_set() and (self.settled or self.waiting or self.running):
+            self.dispatch()
+            self.poll_running()
+            self.wake.wait(TICK_S)
+            self.wake.clear()
+        self.shutdown()
+        return 1 if self.failed_count else 0
+
+    def tracker_has_items(self) -> bool:
+        return self.tracker.next_deadline(time.monotonic()) is not None
+
+    def shutdown(self, grace_s: float | None = None) -> None:
+        """Give running items a grace period, then stop them and put their files back."""
+        grace = self.settings.workers.stop_grace_s if grace_s is None else grace_s
+        deadline = time.monotonic() + grace
+        while self.running and time.monotonic() < deadline:
+            self.poll_running()
+            time.sleep(0.2)
+        self.executor.terminate_all()
+        for running in list(self.running.values()):
+            self.put_back(running.item)
+        self.running.clear()
+        for waiting in self.waiting:
+            self.put_back(waiting.item)
+        self.waiting.clear()
+        self.claims.close()
+        self.log.info("stopped", completed=self.completed_count, failed=self.failed_count)
+
+    def put_back(self, item: ClaimedItem) -> None:
+        log = self.log.bind(kind=item.kind, name=item.name)
+        try:
+            if self.claims.put_back(item):
+                message = "The daemon stopped before this finished; it will be redone."
+                log.info("put back")
+            else:
+                message = "The daemon stopped before this finished; it resumes on the next start."
+                log.info("left claimed", folder=str(item.folder))
+            self.status.write(item.kind, item.name, st.QUEUED, message, progress=0.0)
+        except Exception:
+            log.exception("could not put back", folder=str(item.folder))
+
+    # ----- one turn of the loop ------------------------------------------------------
+
+    def step(self, claim: bool) -> None:
+        now = time.monotonic()
+        due = self._last_scan + self.settings.watch.poll_interval_s
+        deadline = self.tracker.next_deadline(now)
+        if deadline is not None:
+            due = min(due, deadline)
+        if now >= due or (self._event_seen and now - self._last_scan >= MIN_SCAN_GAP_S):
+            self.scan(now)
+        if claim:
+            self.dispatch()
+        self.poll_running()
+
+    def sleep_time(self) -> float:
+        now = time.monotonic()
+        due = self._last_scan + self.settings.watch.poll_interval_s
+        deadline = self.tracker.next_deadline(now)
+        if deadline is not None:
+            due = min(due, deadline)
+        if self._event_seen:
+            due = min(due, self._last_scan + MIN_SCAN_GAP_S)
+        pause = max(due - now, 0.05)
+        return min(pause, TICK_S) if self.running else pause
+
+    def scan(self, now: float) -> None:
+        """Look at every inbox; note what is settled and not yet taken."""
+        self._last_scan = now
+        self._event_seen = False
+        found: list[Arrival] = []
+        for kind_name, inbox in self.inboxes().items():
+            try:
+                found += KINDS[kind_name].find_arrivals(kind_name, inbox)
+            except OSError as exc:
+                self.log.warning("inbox unreadable", kind=kind_name, inbox=str(inbox), error=str(exc))
+        settled = self.tracker.observe(found, now)
+        fresh = {a.key: a for a in settled if a.key not in self.running}
+        for key, arrival in fresh.items():
+            if key not in self.settled:
+                self.log.info("settled", kind=arrival.kind, name=arrival.name)
+                self.record(arrival.kind, arrival.name, st.QUEUED, "Waiting for a free worker.", fresh=True)
+        self.settled = fresh
+
+    def dispatch(self) -> None:
+        """Start queued items while workers are free; one item per bundle folder at a time."""
+        limit = self.settings.workers.max_workers
+        now = time.monotonic()
+        for waiting in list(self.waiting):
+            if len(self.running) >= limit:
+                return
+            if waiting.not_before <= now and not self.bundle_busy(waiting.item.name):
+                self.waiting.remove(waiting)
+                self.start(waiting.item)
+        for key, arrival in list(self.settled.items()):
+            if len(self.running) >= limit or self.stopping.is_set():
+                return
+            if self.bundle_busy(arrival.name):
+                continue
+            del self.settled[key]
+            self.tracker.forget(arrival)
+            item = self.claim(arrival)
+            if item is not None:
+                self.start(item)
+
+    def bundle_busy(self, name: str) -> bool:
+        return any(running.item.name == name for running in self.running.values())
+
+    def claim(self, arrival: Arrival) -> ClaimedItem | None:
+        log = self.log.bind(kind=arrival.kind, name=arrival.name)
+        try:
+            item = self.claims.claim(arrival)
+        except Exception as exc:
+            log.exception("claim failed")
+            self.record(arrival.kind, arrival.name, st.QUEUED, f"Could not take the file yet: {exc}")
+            return None
+        if item is None:
+            log.info("taken by another daemon")
+        else:
+            log.info("claimed", folder=str(item.folder))
+        return item
+
+    def start(self, item: ClaimedItem) -> None:
+        """Publish a result that survived a restart, or hand the item to a worker."""
+        log = self.log.bind(kind=item.kind, name=item.name)
+        try:
+            saved = read_json(item.folder / RESULT_FILE)
+            if isinstance(saved, dict):
+                log.info("publishing saved result")
+                self.finish(item, HandlerResult(**saved))
+                return
+            kind = KINDS[item.kind]
+            bundle = self.settings.folder("project") / "labeled-data" / item.name
+            options = kind.build_options(self.settings, read_sidecar(item.files), bundle)
+            clear_staging(item)
+            job = Job(
+                kind=item.kind,
+                name=item.name,
+                handler=kind.handler,
+                files=tuple(item.files),
+                options=options,
+                staging=item.staging,
+                progress_file=item.folder / PROGRESS_FILE,
+            )
+            future = self.executor.submit(run_job, job)
+        except Exception as exc:
+            self.handle_failure(item, exc)
+            return
+        future.add_done_callback(lambda _: self.wake.set())
+        self.running[item.key] = Running(item, future)
+        self.record(item.kind, item.name, st.PROCESSING, "Started.", progress=0.0)
+        log.info("started")
+
+    def poll_running(self) -> None:
+        for key, running in list(self.running.items()):
+            item = running.item
+            if running.future.done():
+                del self.running[key]
+                try:
+                    result = running.future.result()
+                    write_json_atomic(item.folder / RESULT_FILE, result.__dict__)
+                    self.finish(item, result)
+                except Exception as exc:
+                    self.handle_failure(item, exc)
+            else:
+                self.report_progress(running)
+
+    def report_progress(self, running: Running) -> None:
+        data = read_json(running.item.folder / PROGRESS_FILE)
+        if not isinstance(data, dict):
+            return
+        progress = (float(data.get("progress", 0.0)), str(data.get("message", "")))
+        if progress != running.last_progress:
+            running.last_progress = progress
+            item = running.item
+            self.record(item.kind, item.name, st.PROCESSING, progress[1], progress=progress[0])
+
+    # ----- how an item ends ------------------------------------------------------------
+
+    def finish(self, item: ClaimedItem, result: HandlerResult) -> None:
+        """Publish the staged bundle, move the inputs to their place, say it is done."""
+        log = self.log.bind(kind=item.kind, name=item.name)
+        try:
+            target = self.settings.folder("project") / "labeled-data" / item.name
+            if item.staging.exists():
+                publish_bundle(item.staging, target)
+            kind = KINDS[item.kind]
+            for path in item.files:
+                move_without_replacing(path, kind.keep_folder(self.settings, path))
+            release(item)
+        except Exception as exc:
+            self.handle_failure(item, exc)
+            return
+        self.completed_count += 1
+        self.attempts.pop(item.key, None)
+        self.record(
+            item.kind,
+            item.name,
+            st.COMPLETE,
+            st.DONE_MESSAGE,
+            progress=1.0,
+            frames_selected=len(result.selected),
+            warnings=result.warnings,
+            report=result.report,
+        )
+        log.info("complete", frames_selected=len(result.selected), warnings=result.warnings)
+
+    def handle_failure(self, item: ClaimedItem, exc: BaseException) -> None:
+        """Retry what may pass; fail the item, keeping its files, for everything else."""
+        log = self.log.bind(kind=item.kind, name=item.name)
+        if is_passing(exc) and self.retry_passing_errors and not self.stopping.is_set():
+            attempts = self.attempts.get(item.key, 0) + 1
+            if attempts <= len(RETRY_DELAYS_S):
+                self.attempts[item.key] = attempts
+                delay = RETRY_DELAYS_S[attempts - 1]
+                message = f"{describe_passing(exc)} Trying again in {delay:.0f} s (attempt {attempts + 1})."
+                log.warning("will retry", error=str(exc), delay_s=delay)
+                self.waiting.append(Waiting(item, time.monotonic() + delay, attempts))
+                self.safe_record(item, st.QUEUED, message, attempts=attempts)
+                return
+        problems = describe_failure(exc)
+        self.failed_count += 1
+        self.attempts.pop(item.key, None)
+        log.error("failed", problems=problems, error=f"{type(exc).__name__}: {exc}")
+        try:
+            failed = self.settings.folder("failed") / item.kind
+            kept = [move_without_replacing(path, failed) for path in item.files]
+            release(item)
+            where = ", ".join(str(path) for path in kept)
+            message = " ".join(problems) + f" The file was kept as {where}."
+        except Exception:
+            log.exception("could not move to failed", folder=str(item.folder))
+            message = " ".join(problems) + f" The file is still in {item.input}."
+        self.safe_record(item, st.FAILED, message, problems=problems)
+
+    def record(self, kind: str, name: str, state: str, message: str, **fields: Any) -> None:
+        try:
+            self.status.write(kind, name, state, message, **fields)
+        except Exception:
+            self.log.exception("status not written", kind=kind, name=name, state=state)
+
+    def safe_record(self, item: ClaimedItem, state: str, message: str, **fields: Any) -> None:
+        self.record(item.kind, item.name, state, message, **fields)
+
+
+def clear_staging(item: ClaimedItem) -> None:
+    """Remove what a previous, interrupted run left in staging (our own output, not input)."""
+    if item.staging.exists():
+        shutil.rmtree(item.staging)
+    (item.folder / PROGRESS_FILE).unlink(missing_ok=True)
+
+
+def is_passing(exc: BaseException) -> bool:
+    """True for filesystem trouble that may go away (full disk, lost share, permissions)."""
+    return isinstance(exc, OSError) and exc.errno in PASSING_ERRNOS
+
+
+def describe_passing(exc: BaseException) -> str:
+    assert isinstance(exc, OSError)
+    where = f" ({exc.filename})" if exc.filename else ""
+    reasons = {
+        errno.ENOSPC: "The disk is full",
+        errno.EDQUOT: "The disk quota is used up",
+        errno.EACCES: "Permission denied",
+        errno.EPERM: "Permission denied",
+        errno.EROFS: "The folder is read-only",
+    }
+    reason = reasons.get(exc.errno or 0, f"The share could not be reached ({exc.strerror})")
+    return f"{reason}{where}."
+
+
+def describe_failure(exc: BaseException) -> list[str]:
+    """The reasons an item failed, each as a sentence a rig user can act on."""
+    if isinstance(exc, InputError):
+        return [problem if problem.endswith(".") else problem + "." for problem in exc.problems]
+    if isinstance(exc, WorkerDied):
+        return [
+            f"Processing stopped abruptly: {exc}. The file may be damaged; check that it plays, "
+            "then copy it again."
+        ]
+    if isinstance(exc, HandlerCrash):
+        return [f"framewatch hit an unexpected error ({exc.summary}); please report it."]
+    return [f"framewatch hit an unexpected error ({type(exc).__name__}: {exc}); please report it."]
+

@@ -1,0 +1,52 @@
+"""Settling: an arrival is complete once nothing about its files changed for ``settle_s``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from daemon.inbox import Arrival, Signature, signature
+
+
+@dataclass
+class _Seen:
+    signature: Signature
+    since: float
+
+
+@dataclass
+class SettleTracker:
+    """Remembers when each arrival's files last changed, as seen by successive scans.
+
+    Time is the observer's (monotonic), never the file's mtime: a copy that preserves an old
+    mtime, or a share whose clock is off, must still wait ``settle_s`` of observed stillness.
+    """
+
+    settle_s: float
+    _seen: dict[tuple[str, str], _Seen] = field(default_factory=dict)
+
+    def observe(self, arrivals: Iterable[Arrival], now: float) -> list[Arrival]:
+        """Record one scan; return the arrivals unchanged for at least ``settle_s``."""
+        settled = []
+        current = {}
+        for arrival in arrivals:
+            sig = signature(arrival.entries)
+            if sig is None:
+                continue
+            seen = self._seen.get(arrival.key)
+            if seen is None or seen.signature != sig:
+                seen = _Seen(sig, now)
+            current[arrival.key] = seen
+            if now - seen.since >= self.settle_s:
+                settled.append(arrival)
+        self._seen = current
+        return settled
+
+    def next_deadline(self, now: float) -> float | None:
+        """When the next arrival still settling could be declared settled (monotonic time)."""
+        deadlines = [seen.since + self.settle_s for seen in self._seen.values()]
+        future = [deadline for deadline in deadlines if deadline > now]
+        return min(future) if future else None
+
+    def forget(self, arrival: Arrival) -> None:
+        self._seen.pop(arrival.key, None)

@@ -1,0 +1,74 @@
+"""Status files: ``<status>/<kind>/<name>.json``, one per arrival, rewritten atomically."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from daemon.atomic import read_json, write_json_atomic
+
+QUEUED = "queued"
+PROCESSING = "processing"
+COMPLETE = "complete"
+FAILED = "failed"
+STATES = (QUEUED, PROCESSING, COMPLETE, FAILED)
+
+DONE_MESSAGE = "Proceed to the next tab to label frames."
+
+
+def utc_now() -> str:
+    """Now, as the status files write time: ISO 8601, UTC, whole seconds, ``Z``."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class StatusStore:
+    """The status folder of one daemon."""
+
+    folder: Path
+
+    def path(self, kind: str, name: str) -> Path:
+        return self.folder / kind / f"{name}.json"
+
+    def read(self, kind: str, name: str) -> dict[str, Any] | None:
+        data = read_json(self.path(kind, name))
+        return data if isinstance(data, dict) else None
+
+    def write(
+        self, kind: str, name: str, state: str, message: str, fresh: bool = False, **fields: Any
+    ) -> dict[str, Any]:
+        """Replace an item's status, keeping fields of the previous one that are not restated.
+
+        Keeping them means a later ``processing`` update does not drop, say, the attempt count;
+        ``fresh`` starts over, for a new arrival that reuses a name.
+        """
+        previous = {} if fresh else (self.read(kind, name) or {})
+        status = {
+            **{key: value for key, value in previous.items() if key not in _RESET_EACH_RUN},
+            "kind": kind,
+            "name": name,
+            "state": state,
+            "progress": fields.pop("progress", previous.get("progress", 0.0)),
+            "message": message,
+            "frames_selected": previous.get("frames_selected", 0),
+            "bundle": f"labeled-data/{name}",
+            **fields,
+            "updated": utc_now(),
+        }
+        write_json_atomic(self.path(kind, name), status)
+        return status
+
+    def all(self) -> list[dict[str, Any]]:
+        """Every readable status file, sorted by kind and name."""
+        found = []
+        for path in sorted(self.folder.glob("*/*.json")):
+            data = read_json(path)
+            if isinstance(data, dict):
+                found.append(data)
+        return found
+
+
+# Fields that describe how one run ended; any new state replaces them.
+_RESET_EACH_RUN = frozenset({"problems", "warnings", "report"})

@@ -1,0 +1,16 @@
+"""Handlers: one module per kind of arrival, each a plain function of its inputs.
+
+A handler is called as ``handle(files, options, staging, progress)`` in a worker process:
+``files`` are the claimed input files, ``options`` the validated per-item options, ``staging``
+an empty private folder that becomes ``labeled-data/<name>/`` once the daemon publishes it,
+and ``progress(fraction, message)`` reports how far it got. It returns a ``HandlerResult`` or
+raises ``InputError`` listing everything wrong with the input. It knows nothing of watching,
+status files, retries or the project layout; the daemon owns those.
+
+Modules:
+    outcome    -- HandlerResult, InputError and the progress callback type shared by all.
+    frames     -- reading frames: one streaming pass that reduces each frame, exact export.
+    selection  -- choosing frames: pure functions over arrays of per-frame features.
+    bundle     -- the bundle's files: PNG names, selected_frames.csv.
+    video      -- the video handler: scan, choose, export.
+"""

@@ -1,0 +1,47 @@
+"""The files of a labeling bundle, named the way Lightning Pose and Label Studio expect."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+SELECTED_CSV = "selected_frames.csv"
+FRAME_NAME = re.compile(r"^img(\d{8})\.png$")
+
+
+def frame_filename(index: int) -> str:
+    """``img%08d.png`` for frame ``index``."""
+    return f"img{index:08d}.png"
+
+
+def frame_index(name: str) -> int | None:
+    """The frame index in an ``img%08d.png`` name, or None if the name is not one."""
+    match = FRAME_NAME.match(name)
+    return int(match.group(1)) if match else None
+
+
+def with_context(selected: Iterable[int], context: int, frame_count: int) -> list[int]:
+    """Every selected frame plus ``context`` neighbours on each side, inside the video."""
+    wanted = {
+        neighbour
+        for index in selected
+        for neighbour in range(index - context, index + context + 1)
+        if 0 <= neighbour < frame_count
+    }
+    return sorted(wanted)
+
+
+def write_selected_csv(folder: Path, selected: Iterable[int]) -> str:
+    """Write ``selected_frames.csv``: one file name a line, sorted, no header."""
+    lines = "".join(frame_filename(index) + "\n" for index in sorted(set(selected)))
+    (folder / SELECTED_CSV).write_text(lines, encoding="utf-8")
+    return SELECTED_CSV
+
+
+def existing_frames(folder: Path) -> frozenset[int]:
+    """Frame indices already present as PNGs in a labeled-data folder (empty if none)."""
+    if not folder.is_dir():
+        return frozenset()
+    found = (frame_index(entry.name) for entry in folder.iterdir())
+    return frozenset(index for index in found if index is not None)

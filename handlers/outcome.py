@@ -1,0 +1,49 @@
+"""What every handler returns or raises, and how it reports progress."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+Progress = Callable[[float, str], None]
+"""``progress(fraction, message)``: fraction in [0, 1] of the item's work done so far."""
+
+
+def ignore_progress(fraction: float, message: str) -> None:
+    """A progress callback for callers that do not watch progress (tests, benchmarks)."""
+
+
+class InputError(Exception):
+    """The arrival itself is wrong; running it again will not help.
+
+    Carries every problem found, each worded for the person who made the file, so that one
+    failed attempt tells them everything to fix.
+    """
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        if not problems:
+            raise ValueError("InputError needs at least one problem")
+        self.problems = list(problems)
+        super().__init__("; ".join(self.problems))
+
+    def __reduce__(self) -> tuple[type[InputError], tuple[list[str]]]:
+        # Worker processes send this back pickled; the default would rebuild from the joined text.
+        return (InputError, (self.problems,))
+
+
+@dataclass(frozen=True)
+class HandlerResult:
+    """What a handler wrote into its staging folder.
+
+    Attributes:
+        selected: frame indices chosen for labeling (listed in selected_frames.csv).
+        files: names of every file written into the staging folder.
+        warnings: things a user should know that did not stop the item.
+        report: what produced the bundle (method, parameters, measures), for the status.
+    """
+
+    selected: list[int]
+    files: list[str]
+    warnings: list[str] = field(default_factory=list)
+    report: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,116 @@
+"""The video handler: choose frames that maximize the diversity of poses, and export them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field
+
+from handlers import bundle, frames, selection
+from handlers.options import FrameRange
+from handlers.outcome import HandlerResult, InputError, Progress
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv"})
+METHOD = "kmeans-nearest-centre on PCA of 32x32 grey frames, farthest-point top-up"
+
+# Shares of the progress bar: the scan decodes everything, the export up to the last frame.
+SCAN_SHARE = 0.7
+
+
+class VideoOptions(BaseModel):
+    """Per-video options: the config's [extract] section, overridden by a STEM.json sidecar."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    frames_per_video: int = Field(ge=1)
+    frame_range: FrameRange
+    context_frames: int = Field(ge=0)
+    exclude_frames: frozenset[int] = frozenset()
+
+
+def find_video(files: Sequence[Path]) -> Path:
+    """The one video among the claimed files (a sidecar may come with it)."""
+    videos = [path for path in files if path.suffix.lower() in VIDEO_SUFFIXES]
+    if len(videos) != 1:
+        names = ", ".join(path.name for path in files) or "nothing"
+        raise InputError([f"expected exactly one video file, but got {names}"])
+    return videos[0]
+
+
+def choose_frames(scan: frames.VideoScan, options: VideoOptions) -> list[int]:
+    """Pick ``frames_per_video`` distinct frames from the scan, inside the allowed window.
+
+    Raises:
+        InputError: the window holds fewer frames than asked for.
+    """
+    n = options.frames_per_video
+    start, stop = selection.frame_window(
+        scan.frame_count, options.frame_range, options.context_frames
+    )
+    available = (stop - start) - sum(1 for i in options.exclude_frames if start <= i < stop)
+    if available < n:
+        raise InputError([_too_few_frames_message(scan.frame_count, start, stop, available, n)])
+    keep = (scan.indices >= start) & (scan.indices < stop)
+    keep &= ~np.isin(scan.indices, np.fromiter(options.exclude_frames, dtype=np.int64))
+    features = selection.embed_frames(scan.thumbs[keep])
+    chosen = selection.choose_diverse_frames(features, scan.indices[keep], n)
+    # A long video keeps only every k-th frame as a sample; a narrow window may then hold
+    # fewer samples than frames wanted, so the rest are spread evenly over the window.
+    return selection.spread_fill(chosen, start, stop, n, options.exclude_frames)
+
+
+def _too_few_frames_message(total: int, start: int, stop: int, available: int, n: int) -> str:
+    return (
+        f"asked for {n} frames, but the video holds only {available} frames that can be "
+        f"chosen (it has {total} frames; the frame_range and context margin allow frames "
+        f"{start} to {stop - 1}, minus frames already labeled). Lower frames_per_video, widen "
+        "frame_range, or send a longer recording."
+    )
+
+
+def handle_video(
+    files: Sequence[Path], options: VideoOptions, staging: Path, progress: Progress
+) -> HandlerResult:
+    """Write a labeling bundle for one video into ``staging``.
+
+    Raises:
+        InputError: the video cannot be read, or holds fewer usable frames than asked for.
+    """
+    video = find_video(files)
+    progress(0.0, f"reading {video.name}")
+    scan = frames.scan_video(
+        video, lambda f: progress(SCAN_SHARE * f, f"reading frames of {video.name}")
+    )
+    chosen = choose_frames(scan, options)
+    wanted = bundle.with_context(chosen, options.context_frames, scan.frame_count)
+    written: list[str] = []
+
+    def write(index: int, image: npt.NDArray[np.uint8]) -> None:
+        name = bundle.frame_filename(index)
+        if not cv2.imwrite(str(staging / name), image):
+            raise OSError(f"could not write {staging / name}")
+        written.append(name)
+
+    frames.export_frames(
+        video,
+        wanted,
+        write,
+        lambda f: progress(SCAN_SHARE + (1 - SCAN_SHARE) * f, "writing frames"),
+    )
+    written.append(bundle.write_selected_csv(staging, chosen))
+    progress(1.0, "bundle written")
+    return HandlerResult(
+        selected=chosen,
+        files=written,
+        report={
+            "method": METHOD,
+            "frame_count": scan.frame_count,
+            "frame_size": [scan.width, scan.height],
+            "samples": int(scan.indices.size),
+            "parameters": options.model_dump(mode="json", exclude={"exclude_frames"}),
+        },
+    )

@@ -10,6 +10,7 @@ status files, retries or the project layout; the daemon owns those.
 Modules:
     outcome    -- HandlerResult, InputError and the progress callback type shared by all.
     frames     -- reading frames: one streaming pass that reduces each frame, exact export.
+    features   -- what each frame is reduced to for choosing.
     selection  -- choosing frames: pure functions over arrays of per-frame features.
     bundle     -- the bundle's files: PNG names, selected_frames.csv.
     video      -- the video handler: scan, choose, export.

@@ -17,10 +17,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from handlers.features import reduce_frame
 from handlers.outcome import InputError
-
-THUMB_SIZE = (32, 32)
-"""Width and height each frame is reduced to for choosing: enough to tell poses apart."""
 
 MAX_SAMPLES = 16384
 """Reduced frames kept at most; a longer video keeps every 2nd, 4th, ... frame instead."""
@@ -62,12 +60,6 @@ def open_video(path: Path) -> Iterator[cv2.VideoCapture]:
         yield capture
     finally:
         capture.release()
-
-
-def reduce_frame(frame: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
-    """A small grey version of a frame, averaged over areas so noise does not dominate."""
-    grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
-    return cv2.resize(grey, THUMB_SIZE, interpolation=cv2.INTER_AREA).reshape(-1)
 
 
 class _StrideSampler:

@@ -106,8 +106,11 @@ class Framewatch:
         """Start ``framewatch run`` in the background, logging to ``root/daemon.log``."""
         handle = self.log.open("ab")
         self.process = subprocess.Popen(
-            self.command("run"), stdout=handle, stderr=subprocess.STDOUT,
-            env=self.environment(), cwd=self.root,
+            self.command("run"),
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env=self.environment(),
+            cwd=self.root,
         )
         self.wait_for(lambda: "watching" in self.log_text(), 30, "the daemon to start watching")
         return self
@@ -128,14 +131,22 @@ class Framewatch:
     def once(self, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         """Run ``framewatch once`` to the end."""
         return subprocess.run(
-            self.command("once"), capture_output=True, text=True, env=self.environment(),
-            cwd=self.root, timeout=timeout,
+            self.command("once"),
+            capture_output=True,
+            text=True,
+            env=self.environment(),
+            cwd=self.root,
+            timeout=timeout,
         )
 
     def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            self.command(*args), capture_output=True, text=True, env=self.environment(),
-            cwd=self.root, timeout=timeout,
+            self.command(*args),
+            capture_output=True,
+            text=True,
+            env=self.environment(),
+            cwd=self.root,
+            timeout=timeout,
         )
 
     def log_text(self) -> str:
@@ -165,10 +176,17 @@ class Framewatch:
             if self.process is not None and self.process.poll() is not None:
                 break
             time.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {what}; daemon log:\n{self.log_text()[-4000:]}")
+        raise AssertionError(
+            f"timed out waiting for {what}; daemon log:\n{self.log_text()[-4000:]}"
+        )
 
-    def wait_state(self, kind: str, name: str, states: tuple[str, ...] = ("complete", "failed"),
-                   timeout: float = 120) -> dict[str, Any]:
+    def wait_state(
+        self,
+        kind: str,
+        name: str,
+        states: tuple[str, ...] = ("complete", "failed"),
+        timeout: float = 120,
+    ) -> dict[str, Any]:
         """Wait until the item's status is in ``states``; return the status."""
 
         def reached() -> dict[str, Any] | None:

@@ -53,7 +53,11 @@ def read_barcode(image: npt.NDArray[np.uint8]) -> int:
 
 
 def write_barcode_video(
-    path: Path, frames: int, codec: str = "mp4v-mp4", width: int = 160, height: int = 120,
+    path: Path,
+    frames: int,
+    codec: str = "mp4v-mp4",
+    width: int = 160,
+    height: int = 120,
     fps: float = 30.0,
 ) -> Path:
     """Write a barcode video with ``frames`` frames; ``path`` gets the codec's suffix."""

@@ -67,19 +67,20 @@ def test_slow_copy_is_left_alone_until_complete(fw: Framewatch) -> None:
 
 
 def test_status_goes_queued_processing_complete(fw: Framewatch) -> None:
-    """With one worker, a second video waits queued; progress climbs while it is processed."""
-    fw.extra_config = "" 
-    fw.write_config()
+    """With one worker, one video waits queued while the other is processed, progress climbing."""
     fw.config.write_text(fw.config.read_text().replace("max_workers = 2", "max_workers = 1"))
     seen: dict[str, list[tuple[str, float]]] = {"first": [], "second": []}
+    pairs: set[tuple[str, str]] = set()
     done = threading.Event()
 
     def watch_status() -> None:
         while not done.is_set():
-            for name, states in seen.items():
-                status = fw.status("videos", name)
+            now = {name: fw.status("videos", name) for name in seen}
+            for name, status in now.items():
+                states = seen[name]
                 if status and (not states or states[-1] != (status["state"], status["progress"])):
                     states.append((status["state"], status["progress"]))
+            pairs.add(tuple(str(s["state"]) if s else "-" for s in now.values()))  # type: ignore[arg-type]
             time.sleep(0.02)
 
     watcher = threading.Thread(target=watch_status, daemon=True)
@@ -99,10 +100,8 @@ def test_status_goes_queued_processing_complete(fw: Framewatch) -> None:
         assert order.index("processing") < order.index("complete")
         progress = [p for state, p in states if state == "processing"]
         assert progress == sorted(progress), (name, states)
-    later = max(seen.values(), key=lambda states: [s for s, _ in states].index("processing"))
-    assert "queued" == later[0][0], seen
-    climbing = {p for state, p in seen["first"] + seen["second"] if state == "processing"}
-    assert len(climbing) >= 3, seen
+        assert len(set(progress)) >= 3, (name, states)
+    assert {("processing", "queued"), ("queued", "processing")} & pairs, sorted(pairs)
 
 
 def test_bad_files_fail_with_a_message_and_are_kept(fw: Framewatch) -> None:
@@ -149,9 +148,17 @@ def test_temporary_and_other_names_are_ignored(fw: Framewatch) -> None:
     """Partial downloads, hidden files and non-video files stay untouched in the inbox."""
     inbox = fw.inbox("videos")
     source = fw.root / "src"
-    ignored = [".mouse.mp4.AbC123", "mouse.mp4.part", "mouse.mp4.partial", "mouse.mp4.tmp",
-               "mouse.mp4.crdownload", "~mouse.mp4", ".syncthing.mouse.mp4.tmp", "notes.txt",
-               "mouse.h264"]
+    ignored = [
+        ".mouse.mp4.AbC123",
+        "mouse.mp4.part",
+        "mouse.mp4.partial",
+        "mouse.mp4.tmp",
+        "mouse.mp4.crdownload",
+        "~mouse.mp4",
+        ".syncthing.mouse.mp4.tmp",
+        "notes.txt",
+        "mouse.h264",
+    ]
     payload = make_video(source, "payload", 100).read_bytes()
     for name in ignored:
         (inbox / name).write_bytes(payload)
@@ -212,7 +219,11 @@ def test_second_video_with_same_stem_adds_frames(fw: Framewatch) -> None:
     for name, content in before.items():
         if name != "selected_frames.csv":
             assert content == after[name], name
-    old_lists = [name for name in after if name.startswith("selected_frames.") and name != "selected_frames.csv"]
+    old_lists = [
+        name
+        for name in after
+        if name.startswith("selected_frames.") and name != "selected_frames.csv"
+    ]
     assert 1 == len(old_lists), sorted(after)
     assert before["selected_frames.csv"] == after[old_lists[0]]
     new = after["selected_frames.csv"].decode().splitlines()

@@ -15,8 +15,12 @@ from tests.harness import shared_file
 from tests.media import CODECS, read_barcode, write_barcode_video
 
 
-def options(n: int = 10, frame_range: tuple[float, float] = (0.0, 1.0), context: int = 2,
-            exclude: frozenset[int] = frozenset()) -> VideoOptions:
+def options(
+    n: int = 10,
+    frame_range: tuple[float, float] = (0.0, 1.0),
+    context: int = 2,
+    exclude: frozenset[int] = frozenset(),
+) -> VideoOptions:
     return VideoOptions(
         frames_per_video=n, frame_range=frame_range, context_frames=context, exclude_frames=exclude
     )
@@ -75,7 +79,9 @@ def test_same_input_gives_same_frames(barcode_video: Path, tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize(
-    "frame_range", [(0.0, 0.25), (0.5, 1.0), (0.4, 0.45)], ids=["first-quarter", "second-half", "narrow"]
+    "frame_range",
+    [(0.0, 0.25), (0.5, 1.0), (0.4, 0.45)],
+    ids=["first-quarter", "second-half", "narrow"],
 )
 def test_frames_come_from_the_frame_range(frame_range: tuple[float, float], tmp_path: Path) -> None:
     """Every selected frame lies inside frame_range of a 400-frame video.
@@ -118,7 +124,9 @@ def test_frames_already_labeled_are_not_chosen_again(barcode_video: Path, tmp_pa
     (tmp_path / "b").mkdir()
     first = handle_video([barcode_video], options(n=10), tmp_path / "a", ignore_progress)
     again = handle_video(
-        [barcode_video], options(n=10, exclude=frozenset(first.selected)), tmp_path / "b",
+        [barcode_video],
+        options(n=10, exclude=frozenset(first.selected)),
+        tmp_path / "b",
         ignore_progress,
     )
     assert 10 == len(again.selected)
@@ -133,7 +141,9 @@ def test_frames_already_labeled_are_not_chosen_again(barcode_video: Path, tmp_pa
     ],
     ids=["empty-file", "text-file"],
 )
-def test_a_file_that_is_not_a_video_is_an_input_error(content: bytes, message: str, tmp_path: Path) -> None:
+def test_a_file_that_is_not_a_video_is_an_input_error(
+    content: bytes, message: str, tmp_path: Path
+) -> None:
     """A non-video named .mp4 raises InputError naming the file, not a crash."""
     video = tmp_path / "mouse.mp4"
     video.write_bytes(content)

@@ -1,0 +1,231 @@
+"""The zip handler: a lab's own frames, as a strict frames zip, checked in full and unpacked.
+
+The format (Lightning Pose's): ``STEM.zip`` holding PNG frames named ``img%08d.png`` and
+``selected_frames.csv`` (the frames to label, one file name a line, no header), at the top of
+the zip or in one folder. Every problem is collected before the handler gives up, so one
+failed attempt tells the lab everything to fix. Order of work:
+
+    1. the end record: too many entries? (before the whole table is parsed)
+    2. the table of contents: unsafe paths, links, declared sizes, names, layout
+       -- a hostile zip (zip slip, links, over a limit) stops here, nothing unpacked
+    3. unpacking into staging under names we make, counting real bytes against the limits
+    4. every PNG decoded, sizes compared; the CSV read; frames already labeled compared
+"""
+
+from __future__ import annotations
+
+import filecmp
+import shutil
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from handlers import zip_checks as checks
+from handlers.bundle import frame_filename, write_selected_csv
+from handlers.outcome import HandlerResult, InputError, Progress
+from handlers.zip_unpack import (
+    ByteBudget,
+    DamagedEntry,
+    LimitExceeded,
+    Limits,
+    check_entry_count,
+    check_png,
+    copy_entry,
+    read_entry,
+)
+
+ZIP_SUFFIXES = frozenset({".zip"})
+METHOD = "frames zip (img%08d.png + selected_frames.csv), checked and unpacked"
+MAX_CSV_BYTES = 16 << 20
+MAX_PROBLEMS_SHOWN = 100
+UNCHECKED_FOLDER = ".unchecked"  # misnamed PNGs, unpacked only to be decoded, then removed
+
+
+class ZipOptions(BaseModel):
+    """Per-zip options: the config's [zips] limits, context_frames, and the bundle so far."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_uncompressed_bytes: int = Field(gt=0)
+    max_files: int = Field(gt=0)
+    max_ratio: float = Field(gt=1)
+    context_frames: int = Field(ge=0)
+    existing_bundle: Path
+
+    def limits(self) -> Limits:
+        return Limits(self.max_uncompressed_bytes, self.max_files, self.max_ratio)
+
+
+@dataclass
+class Unpacked:
+    """What unpacking found: frames that are fine, their sizes, the CSV's bytes, problems."""
+
+    frames: list[int] = field(default_factory=list)
+    sizes: dict[str, tuple[int, int]] = field(default_factory=dict)
+    csv: bytes | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+def find_zip(files: Sequence[Path]) -> Path:
+    """The one zip among the claimed files (a ``STEM.json`` sidecar may come with it)."""
+    zips = [path for path in files if path.suffix.lower() in ZIP_SUFFIXES]
+    if len(zips) != 1:
+        names = ", ".join(path.name for path in files) or "nothing"
+        raise InputError([f"expected exactly one .zip file, but got {names}"])
+    return zips[0]
+
+
+def open_zip(path: Path, limits: Limits) -> zipfile.ZipFile:
+    """Open ``path`` as a zip, refusing one that is not a zip or lists too many entries.
+
+    Raises:
+        InputError: not a zip, damaged beyond reading its table, or too many entries.
+    """
+    too_many = check_entry_count(path, limits)
+    if too_many:
+        raise InputError([too_many])
+    try:
+        return zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, EOFError, ValueError, NotImplementedError) as exc:
+        raise InputError(
+            [f"{path.name} is not a zip archive, or it is damaged or cut short ({exc}); "
+             "make the zip again and copy it once more"]
+        ) from exc
+
+
+def handle_zip(
+    files: Sequence[Path], options: ZipOptions, staging: Path, progress: Progress
+) -> HandlerResult:
+    """Check a frames zip in full and unpack it into ``staging`` as a labeling bundle.
+
+    Raises:
+        InputError: every problem found with the zip, when there is at least one.
+    """
+    path = find_zip(files)
+    progress(0.0, f"checking {path.name}")
+    with open_zip(path, options.limits()) as archive:
+        return unpack_bundle(archive, path.stat().st_size, options, staging, progress)
+
+
+def unpack_bundle(
+    archive: zipfile.ZipFile, archive_bytes: int, options: ZipOptions, staging: Path,
+    progress: Progress,
+) -> HandlerResult:
+    """Steps 2 to 4 of the module docstring on an open zip."""
+    infos = archive.infolist()
+    entries = [checks.entry_from_info(info, position) for position, info in enumerate(infos)]
+    limits = options.limits()
+    refusals = (
+        checks.unsafe_path_problems(entries)
+        + checks.link_problems(entries)
+        + checks.declared_limit_problems(
+            entries, archive_bytes, limits.max_bytes, limits.max_files, limits.max_ratio
+        )
+    )
+    usable = [e for e in entries if not (e.is_symlink or is_unsafe(e)) and not checks.is_ignored(e)]
+    layout = checks.lay_out(usable)
+    problems = (
+        refusals
+        + checks.encryption_problems(usable)
+        + checks.duplicate_problems(usable)
+        + layout.problems
+    )
+    if refusals:
+        raise InputError(shown(problems))
+    try:
+        unpacked = unpack_entries(archive, infos, layout, ByteBudget(limits, archive_bytes), staging, progress)
+    except LimitExceeded as exc:
+        raise InputError(shown([*problems, str(exc)])) from None
+    problems += unpacked.problems + checks.size_problems(unpacked.sizes)
+    problems += clash_problems(unpacked.frames, staging, options.existing_bundle)
+    selected: list[int] = []
+    if unpacked.csv is not None:
+        text, csv_problems = checks.decode_csv(unpacked.csv)
+        selected, line_problems = checks.read_selected_frames(text, layout.frames)
+        problems += csv_problems or line_problems
+    if problems:
+        raise InputError(shown(problems))
+    written = [frame_filename(index) for index in unpacked.frames]
+    written.append(write_selected_csv(staging, selected))
+    progress(1.0, "frames checked and unpacked")
+    return HandlerResult(
+        selected=selected,
+        files=written,
+        warnings=checks.missing_context(selected, layout.frames, options.context_frames),
+        report={
+            "method": METHOD,
+            "frames": len(unpacked.frames),
+            "frame_size": list(next(iter(unpacked.sizes.values()), (0, 0))),
+            "folder": layout.folder + "/" if layout.folder else "(top of the zip)",
+            "ignored": sum(1 for e in entries if checks.is_ignored(e) and not e.is_dir),
+            "parameters": options.model_dump(mode="json", exclude={"existing_bundle"}),
+        },
+    )
+
+
+def is_unsafe(entry: checks.Entry) -> bool:
+    return bool(checks.unsafe_path_problems([entry]))
+
+
+def unpack_entries(
+    archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], layout: checks.Layout,
+    budget: ByteBudget, staging: Path, progress: Progress,
+) -> Unpacked:
+    """Unpack and decode every frame (and misnamed PNG), and read the CSV, under ``budget``.
+
+    Raises:
+        LimitExceeded: a limit was passed while unpacking; unpacking stopped there.
+    """
+    unchecked = staging / UNCHECKED_FOLDER
+    unchecked.mkdir()
+    jobs = [(entry, staging / frame_filename(index), index) for index, entry in sorted(layout.frames.items())]
+    jobs += [(entry, unchecked / f"{n}.png", None) for n, entry in enumerate(layout.misnamed_pngs)]
+    unpacked = Unpacked()
+    for done, (entry, target, index) in enumerate(jobs):
+        progress(done / (len(jobs) + 1), f"checking {entry.name} ({done + 1} of {len(jobs)})")
+        if entry.is_encrypted:
+            continue
+        try:
+            head = copy_entry(archive, infos[entry.position], target, budget)
+        except DamagedEntry as exc:
+            unpacked.problems.append(str(exc))
+            continue
+        size, problem = check_png(target, entry.name, head)
+        if problem is not None:
+            unpacked.problems.append(problem)
+        elif size is not None and index is not None:
+            unpacked.sizes[entry.name] = size
+            unpacked.frames.append(index)
+    shutil.rmtree(unchecked)
+    if layout.csv is not None and not layout.csv.is_encrypted:
+        try:
+            unpacked.csv = read_entry(archive, infos[layout.csv.position], budget, MAX_CSV_BYTES)
+        except DamagedEntry as exc:
+            unpacked.problems.append(str(exc))
+    return unpacked
+
+
+def clash_problems(frames: Sequence[int], staging: Path, existing: Path) -> list[str]:
+    """Frames already in the bundle folder with other bytes: framewatch never replaces one."""
+    problems = []
+    for index in frames:
+        name = frame_filename(index)
+        old = existing / name
+        if old.is_file() and not filecmp.cmp(staging / name, old, shallow=False):
+            problems.append(
+                f"{name} is already in labeled-data/{existing.name}/ with different content; "
+                "framewatch never replaces a frame. Leave it out of the zip, or remove the old "
+                "one by hand if it is wrong"
+            )
+    return problems
+
+
+def shown(problems: list[str]) -> list[str]:
+    """At most MAX_PROBLEMS_SHOWN problems, then how many more there were."""
+    if len(problems) <= MAX_PROBLEMS_SHOWN:
+        return problems
+    more = len(problems) - MAX_PROBLEMS_SHOWN
+    return [*problems[:MAX_PROBLEMS_SHOWN], f"and {more} more problems like these"]

@@ -11,7 +11,14 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from handlers.options import FrameRange
@@ -57,6 +64,33 @@ class Extract(_Section):
 class Workers(_Section):
     max_workers: int = Field(2, ge=1)
     stop_grace_s: float = Field(20.0, ge=0)
+    # Where items run: "local" processes on this machine, or "dask": a Dask cluster whose
+    # workers see the share at the same paths (README, "Running on a Dask cluster").
+    executor: Literal["local", "dask"] = "local"
+    scheduler_address: str = ""
+
+    @field_validator("executor")
+    @classmethod
+    def _dask_is_installed(cls, value: str) -> str:
+        if value == "dask":
+            try:
+                import distributed  # noqa: F401
+            except ImportError as exc:
+                raise ValueError(
+                    f"the dask executor needs the dask extra ({exc}); install it with "
+                    "pip install 'framewatch[dask]'"
+                ) from None
+        return value
+
+    @field_validator("scheduler_address")
+    @classmethod
+    def _dask_has_address(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("executor") == "dask" and not value.strip():
+            raise ValueError(
+                "executor = 'dask' needs the scheduler's address, e.g. 'tcp://scheduler.example:8786'"
+            )
+        return value
+
 
 
 class _DictSource(PydanticBaseSettingsSource):

@@ -15,13 +15,46 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from daemon.config import Workers
 
 _CONTEXT = multiprocessing.get_context("spawn")
 
 
 class WorkerDied(Exception):
     """The worker process ended without an answer (killed, or crashed in native code)."""
+
+
+class ClusterLost(Exception):
+    """The executor cannot run the job now (a cluster's scheduler is gone); submit it again later.
+
+    Not the item's fault: the daemon puts the item back in its queue, without counting it as
+    a failed attempt.
+    """
+
+
+class Executor(Protocol):
+    """What the daemon needs of a worker pool."""
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]: ...
+
+    def problem(self) -> str | None:
+        """Why no job can be submitted now, in words for the status files; None when one can."""
+        ...
+
+    def terminate_all(self) -> None: ...
+
+
+def make_executor(workers: Workers, on_change: Callable[[], None]) -> Executor:
+    """The executor ``[workers]`` asks for; ``on_change`` is called when ``problem()`` changes."""
+    if workers.executor == "dask":
+        from daemon.dask_pool import DaskExecutor  # only with the dask extra installed
+
+        return DaskExecutor(workers.scheduler_address, on_change)
+    return ProcessPerJobExecutor()
+
 
 
 def _die_with_parent() -> None:
@@ -84,6 +117,10 @@ class ProcessPerJobExecutor:
             future.set_result(answer[1])
         else:
             future.set_exception(answer[1])
+
+    def problem(self) -> str | None:
+        """Local processes can always be started."""
+        return None
 
     def terminate_all(self) -> None:
         """Stop every running worker (on shutdown, after the grace period)."""

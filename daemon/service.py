@@ -23,11 +23,11 @@ from daemon.config import Settings
 from daemon.inbox import Arrival
 from daemon.kinds import KINDS, read_sidecar
 from daemon.logs import get_logger
-from daemon.pool import ProcessPerJobExecutor, WorkerDied
+from daemon.pool import ClusterLost, WorkerDied, make_executor
 from daemon.publish import move_without_replacing, publish_bundle
 from daemon.settle import SettleTracker
 from daemon.watch import start_observer
-from daemon.worker import HandlerCrash, Job, run_job
+from daemon.worker import STAGING_PREFIX, HandlerCrash, Job, JobOutcome, run_job
 from handlers.outcome import HandlerResult, InputError
 
 MIN_SCAN_GAP_S = 0.5
@@ -67,7 +67,8 @@ class Daemon:
         self.status = st.StatusStore(self.settings.folder("status"))
         self.claims = ClaimFolder(self.settings.folder("work"))
         self.tracker = SettleTracker(self.settings.watch.settle_s)
-        self.executor = ProcessPerJobExecutor()
+        self.executor = make_executor(self.settings.workers, lambda: self.wake.set())
+        self.executor_problem: str | None = None
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.settled: dict[tuple[str, str], Arrival] = {}
@@ -229,6 +230,8 @@ class Daemon:
         """Start queued items while workers are free; one item per bundle folder at a time."""
         limit = self.settings.workers.max_workers
         now = time.monotonic()
+        if not self.executor_ready():
+            return
         for waiting in list(self.waiting):
             if len(self.running) >= limit:
                 return
@@ -270,7 +273,8 @@ class Daemon:
             saved = read_json(item.folder / RESULT_FILE)
             if isinstance(saved, dict):
                 log.info("publishing saved result")
-                self.finish(item, HandlerResult(**saved))
+                staging = item.folder / str(saved.pop("staging", item.staging.name))
+                self.finish(item, HandlerResult(**saved), staging)
                 return
             kind = KINDS[item.kind]
             bundle = self.settings.folder("project") / "labeled-data" / item.name
@@ -282,10 +286,13 @@ class Daemon:
                 handler=kind.handler,
                 files=tuple(item.files),
                 options=options,
-                staging=item.staging,
+                folder=item.folder,
                 progress_file=item.folder / PROGRESS_FILE,
             )
             future = self.executor.submit(run_job, job)
+        except ClusterLost as exc:
+            self.requeue(item, exc)
+            return
         except Exception as exc:
             self.handle_failure(item, exc)
             return
@@ -300,9 +307,16 @@ class Daemon:
             if running.future.done():
                 del self.running[key]
                 try:
-                    result = running.future.result()
-                    write_json_atomic(item.folder / RESULT_FILE, result.__dict__)
-                    self.finish(item, result)
+                    outcome: JobOutcome = running.future.result()
+                    self.log.info(
+                        "result", kind=item.kind, name=item.name, worker=outcome.worker,
+                        staging=outcome.staging.name,
+                    )
+                    saved = {**outcome.result.__dict__, "staging": outcome.staging.name}
+                    write_json_atomic(item.folder / RESULT_FILE, saved)
+                    self.finish(item, outcome.result, outcome.staging)
+                except ClusterLost as exc:
+                    self.requeue(item, exc)
                 except Exception as exc:
                     self.handle_failure(item, exc)
             else:
@@ -320,13 +334,17 @@ class Daemon:
 
     # ----- how an item ends ------------------------------------------------------------
 
-    def finish(self, item: ClaimedItem, result: HandlerResult) -> None:
-        """Publish the staged bundle, move the inputs to their place, say it is done."""
+    def finish(self, item: ClaimedItem, result: HandlerResult, staging: Path) -> None:
+        """Publish the staged bundle, move the inputs to their place, say it is done.
+
+        ``staging`` is the folder of the attempt whose result was accepted; other attempts'
+        folders (a cluster may run a job twice) are never published.
+        """
         log = self.log.bind(kind=item.kind, name=item.name)
         try:
             target = self.settings.folder("project") / "labeled-data" / item.name
-            if item.staging.exists():
-                publish_bundle(item.staging, target)
+            if staging.exists():
+                publish_bundle(staging, target)
             kind = KINDS[item.kind]
             for path in item.files:
                 move_without_replacing(path, kind.keep_folder(self.settings, path))
@@ -376,6 +394,37 @@ class Daemon:
             message = " ".join(problems) + f" The file is still in {item.input}."
         self.safe_record(item, st.FAILED, message, problems=problems)
 
+    # ----- the executor away: a Dask cluster without scheduler or workers (issue 8) -----
+
+    def executor_ready(self) -> bool:
+        """True when the executor takes work; on a change, log it and tell the waiting items."""
+        problem = self.executor.problem()
+        if problem != self.executor_problem:
+            self.executor_problem = problem
+            if problem is None:
+                self.log.info("workers available")
+            else:
+                self.log.warning("workers unavailable", problem=problem)
+                self.tell_waiting_items(problem)
+        return problem is None
+
+    def tell_waiting_items(self, problem: str) -> None:
+        """Say in every waiting or running item's status why it does not move on."""
+        message = f"{problem} This item goes on as soon as the cluster can take it."
+        for arrival in self.settled.values():
+            self.record(arrival.kind, arrival.name, st.QUEUED, message)
+        for waiting in self.waiting:
+            self.safe_record(waiting.item, st.QUEUED, message)
+        for running in self.running.values():
+            self.safe_record(running.item, st.PROCESSING, message)
+
+    def requeue(self, item: ClaimedItem, exc: ClusterLost) -> None:
+        """Queue an item the cluster lost again; not a failed attempt, so no retry is used up."""
+        self.log.warning("requeued", kind=item.kind, name=item.name, reason=str(exc))
+        self.waiting.append(Waiting(item))
+        message = f"{exc} It will run again as soon as the cluster can take it."
+        self.safe_record(item, st.QUEUED, message, progress=0.0)
+
     def record(self, kind: str, name: str, state: str, message: str, **fields: Any) -> None:
         try:
             self.status.write(kind, name, state, message, **fields)
@@ -387,9 +436,14 @@ class Daemon:
 
 
 def clear_staging(item: ClaimedItem) -> None:
-    """Remove what a previous, interrupted run left in staging (our own output, not input)."""
-    if item.staging.exists():
-        shutil.rmtree(item.staging)
+    """Remove what previous, interrupted attempts left in staging (our own output, not input).
+
+    Errors are ignored: an attempt a cluster still runs may be writing there, and it stops
+    by itself (its result is never accepted).
+    """
+    for staging in [item.staging, *item.folder.glob(f"{STAGING_PREFIX}*")]:
+        if staging.is_dir():
+            shutil.rmtree(staging, ignore_errors=True)
     (item.folder / PROGRESS_FILE).unlink(missing_ok=True)
 
 

@@ -1,0 +1,386 @@
+"""How hard a frame is for a trained model, without ground truth; and which frames to label.
+
+Pixel error goes with signals we can compute from a model's own output: low likelihood, a
+keypoint that jumps away and back (temporal norm), a pose a PCA of confident poses cannot
+reconstruct, and models of an ensemble that disagree. Every signal is an array of shape
+(frames, keypoints). Each is turned into flags (likelihood below a threshold, robust z-score
+above a threshold), the flags of a frame add up to its score, and the choice takes the
+highest-scoring frames while spreading them over different poses and moments.
+
+All functions are pure and work on numpy arrays; nothing here reads a file.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+
+MAD_TO_SD = 1.4826
+"""Scales a median absolute deviation to a standard deviation for normal data."""
+Q90_TO_SD = 1.2816
+"""The 90th percentile of a normal distribution lies this many SDs above its median."""
+SEVERITY_CAP = 5.0
+"""A flag weighs at most this many flags, so one wild keypoint cannot outvote all others."""
+POOL_PER_FRAME = 3
+"""Candidates considered per frame wanted when spreading the choice over poses."""
+SAME_POSE_SHARE = 0.1
+"""Poses closer than this share of how much poses vary count as one pose when choosing."""
+
+
+# ----- signals: arrays of shape (frames, keypoints) ----------------------------------------
+
+
+def temporal_norm(xy: FloatArray) -> FloatArray:
+    """Distance each keypoint moved since the previous frame (0 for the first frame).
+
+    Lightning Pose's ``temporal_norm`` metric, computed from the keypoints.
+    """
+    step = np.linalg.norm(np.diff(xy, axis=0), axis=-1)
+    return np.concatenate([np.zeros((1, xy.shape[1])), step])
+
+
+def jump_and_return(xy: FloatArray) -> FloatArray:
+    """Distance of each keypoint from the midpoint of its previous and next positions.
+
+    A one-frame glitch at t scores its full size at t and half at t-1 and t+1, while steady
+    motion, however fast, scores about 0: unlike the temporal norm, it points at the glitch
+    frame and not at every frame of a fast movement. At the ends, and beside a missing
+    keypoint, the one neighbour present stands in for the midpoint.
+    """
+    before = np.concatenate([xy[:1] * np.nan, xy[:-1]])
+    after = np.concatenate([xy[1:], xy[:1] * np.nan])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # both neighbours missing: NaN
+        midpoint = np.nanmean(np.stack([before, after]), axis=0)
+    return np.linalg.norm(xy - midpoint, axis=-1)
+
+
+def ensemble_spread(members_xy: FloatArray) -> FloatArray:
+    """Root-mean-square distance of each member's keypoint from the ensemble mean.
+
+    Args:
+        members_xy: shape (members, frames, keypoints, 2).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all members NaN: spread is NaN
+        centre = np.nanmean(members_xy, axis=0)
+        squared = np.sum((members_xy - centre) ** 2, axis=-1)
+        return np.sqrt(np.nanmean(squared, axis=0))
+
+
+def ensemble_mean(members_xy: FloatArray) -> FloatArray:
+    """Mean position over ensemble members, ignoring members that have none."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(members_xy, axis=0)
+
+
+def confident_rows(
+    xy: FloatArray, likelihood: FloatArray, threshold: float
+) -> npt.NDArray[np.bool_]:
+    """Frames where every keypoint is present and at least ``threshold`` likely."""
+    present = np.all(np.isfinite(xy), axis=(1, 2))
+    return present & np.all(likelihood >= threshold, axis=1)
+
+
+def pca_basis(
+    poses: FloatArray, explained: float
+) -> tuple[FloatArray, FloatArray] | None:
+    """Mean and principal axes keeping ``explained`` of the pose variance.
+
+    Always leaves at least one axis out, so that an error remains to be measured.
+
+    Args:
+        poses: shape (frames, 2 * keypoints), no NaN.
+
+    Returns:
+        (mean, axes as rows), or None when there are too few poses to fit.
+    """
+    if poses.shape[0] < 3 or poses.shape[1] < 2:
+        return None
+    mean = poses.mean(axis=0)
+    _, singular, axes = np.linalg.svd(poses - mean, full_matrices=False)
+    variance = singular**2
+    total = float(variance.sum())
+    if total == 0.0:
+        return mean, axes[:0]
+    share = np.cumsum(variance) / total
+    keep = int(np.searchsorted(share, explained) + 1)
+    return mean, axes[: min(keep, poses.shape[1] - 1)]
+
+
+def pca_reconstruction_error(
+    xy: FloatArray, likelihood: FloatArray, threshold: float, explained: float
+) -> FloatArray | None:
+    """Per keypoint, how far the pose lies from the pose space of the confident frames.
+
+    Lightning Pose's ``pca_singleview_error``, but fitted on the model's own confident
+    predictions, so it works for outputs that never came with that file. A frame with missing
+    keypoints is projected from the keypoints it has (least squares); a missing keypoint
+    gets NaN.
+
+    Returns:
+        shape (frames, keypoints), or None when too few frames have every keypoint.
+    """
+    frames, keypoints, _ = xy.shape
+    flat = xy.reshape(frames, 2 * keypoints)
+    fit_rows = confident_rows(xy, likelihood, threshold)
+    if fit_rows.sum() < 2 * keypoints + 1:
+        fit_rows = np.all(np.isfinite(flat), axis=1)
+    basis = pca_basis(flat[fit_rows], explained)
+    if basis is None:
+        return None
+    mean, axes = basis
+    centred = flat - mean
+    complete = np.all(np.isfinite(flat), axis=1)
+    recon = np.full_like(flat, np.nan)
+    recon[complete] = centred[complete] @ axes.T @ axes
+    for row in np.flatnonzero(~complete):
+        seen = np.isfinite(flat[row])
+        if seen.any() and axes.shape[0]:
+            coef, *_ = np.linalg.lstsq(axes[:, seen].T, centred[row, seen], rcond=None)
+            recon[row] = coef @ axes
+        else:
+            recon[row] = 0.0
+    error = (centred - recon).reshape(frames, keypoints, 2)
+    return np.linalg.norm(error, axis=-1)
+
+
+def model_signals(
+    xy: FloatArray,
+    likelihood: FloatArray,
+    likelihood_threshold: float,
+    pca_explained: float,
+    given: Mapping[str, FloatArray] | None = None,
+    members_xy: FloatArray | None = None,
+) -> dict[str, FloatArray]:
+    """Every error-like signal for one video's predictions, each (frames, keypoints).
+
+    Metrics the model wrote itself (``given``: ``temporal_norm``, ``pca_singleview``,
+    ``pca_multiview``) are used as they are; the ones it did not write are computed from the
+    keypoints (all but ``pca_multiview``, which needs the camera views). ``jump`` points at
+    the glitch frame itself; ``ensemble_spread`` needs two members or more.
+    """
+    signals = dict(given or {})
+    if "temporal_norm" not in signals:
+        signals["temporal_norm"] = temporal_norm(xy)
+    signals["jump"] = jump_and_return(xy)
+    if "pca_singleview" not in signals:
+        error = pca_reconstruction_error(xy, likelihood, likelihood_threshold, pca_explained)
+        if error is not None:
+            signals["pca_singleview"] = error
+    if members_xy is not None and members_xy.shape[0] > 1:
+        signals["ensemble_spread"] = ensemble_spread(members_xy)
+    return signals
+
+
+# ----- flags and scores ----------------------------------------------------------------------
+
+
+def robust_spread(values: FloatArray, centre: FloatArray) -> FloatArray:
+    """Per column, a standard deviation estimated from the bulk of the values.
+
+    The median absolute deviation, scaled; where over half the values tie (a keypoint that
+    rests, or a tool that repeats the last position) that is 0, so the spread of the upper
+    tail, (90th percentile - median) / 1.2816, stands in; then the plain SD.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+        spread = MAD_TO_SD * np.nanmedian(np.abs(values - centre), axis=0)
+        upper = (np.nanquantile(values, 0.9, axis=0) - centre) / Q90_TO_SD
+        spread = np.where(spread > 0, spread, upper)
+        spread = np.where(spread > 0, spread, np.nanstd(values, axis=0))
+    return np.where(np.isfinite(spread) & (spread > 0), spread, np.inf)
+
+
+def robust_z(values: FloatArray) -> FloatArray:
+    """Per column, (value - median) / robust spread; NaN stays NaN, a constant column gives 0.
+
+    Median and a robust spread rather than mean and SD, so that the glitches we look for do
+    not widen the yardstick they are measured with.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+        centre = np.nanmedian(values, axis=0)
+    return (values - centre) / robust_spread(values, centre)
+
+
+def z_severity(values: FloatArray, z_threshold: float) -> FloatArray:
+    """Weight of each cell's flag: z / threshold where z > threshold (capped), else 0."""
+    ratio = np.nan_to_num(robust_z(values), nan=0.0) / z_threshold
+    return np.where(ratio > 1.0, np.minimum(ratio, SEVERITY_CAP), 0.0)
+
+
+def likelihood_severity(likelihood: FloatArray, threshold: float) -> FloatArray:
+    """Weight of each low-likelihood flag: threshold / likelihood where below it (capped).
+
+    The same scale as ``z_severity`` (how far past the threshold), so a keypoint the model
+    barely sees weighs as much as one that jumps far.
+    """
+    if threshold <= 0:
+        return np.zeros_like(likelihood)
+    with np.errstate(divide="ignore"):
+        ratio = threshold / np.maximum(likelihood, 0.0)
+    return np.where(likelihood < threshold, np.minimum(ratio, SEVERITY_CAP), 0.0)
+
+
+def near_miss(signals: Iterable[FloatArray], z_threshold: float) -> FloatArray:
+    """Per frame, how close its worst keypoint came to a flag, in [0, 1); orders the rest."""
+    closest = None
+    for values in signals:
+        ratio = np.nan_to_num(robust_z(values), nan=0.0).max(axis=1) / z_threshold
+        closest = ratio if closest is None else np.maximum(closest, ratio)
+    if closest is None:
+        return np.zeros(0)
+    return np.clip(closest, 0.0, 0.999)
+
+
+def frame_scores(
+    signals: Mapping[str, FloatArray],
+    likelihood: FloatArray,
+    likelihood_threshold: float,
+    z_threshold: float,
+) -> tuple[FloatArray, dict[str, FloatArray]]:
+    """Score every frame: the weighted count of its flags, or its near miss when it has none.
+
+    Any flagged frame scores at least 1 and any unflagged frame less than 1, so topping up
+    from unflagged frames takes the next most suspicious ones.
+
+    Args:
+        signals: error-like metrics, each shape (frames, keypoints); high is bad.
+        likelihood: shape (frames, keypoints).
+
+    Returns:
+        The score per frame, and each signal's flag weights (for saying why a frame was chosen).
+    """
+    weights = {name: z_severity(values, z_threshold) for name, values in signals.items()}
+    weights["likelihood"] = likelihood_severity(likelihood, likelihood_threshold)
+    flagged = np.sum([w.sum(axis=1) for w in weights.values()], axis=0)
+    closest = near_miss(signals.values(), z_threshold)
+    if closest.size == 0:
+        closest = np.zeros(likelihood.shape[0])
+    return np.where(flagged > 0, flagged, closest), weights
+
+
+def describe_flags(
+    frame: int, weights: Mapping[str, FloatArray], keypoints: Sequence[str]
+) -> list[str]:
+    """The flags of one frame in words, strongest first: ``temporal_norm at male_head``."""
+    found = [
+        (float(w[frame, k]), f"{name} at {keypoints[int(k)]}")
+        for name, w in weights.items()
+        for k in np.flatnonzero(w[frame] > 0)
+    ]
+    return [text for _, text in sorted(found, key=lambda item: -item[0])]
+
+
+# ----- choosing frames ------------------------------------------------------------------------
+
+
+def spaced_peaks(order: Sequence[int], spacing: int, limit: int) -> list[int]:
+    """Walk frames in ``order`` and keep each that is more than ``spacing`` from all kept.
+
+    One glitch lights up a few neighbouring frames; keeping only the strongest of them
+    spends the labeling budget on different moments.
+    """
+    kept: list[int] = []
+    for frame in order:
+        if len(kept) >= limit:
+            break
+        if all(abs(frame - other) > spacing for other in kept):
+            kept.append(frame)
+    return kept
+
+
+def pose_features(xy: FloatArray) -> FloatArray:
+    """Flattened keypoints with missing ones set to that keypoint's median, for distances."""
+    flat = xy.reshape(xy.shape[0], -1).copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        fill = np.nan_to_num(np.nanmedian(flat, axis=0), nan=0.0)
+    missing = ~np.isfinite(flat)
+    flat[missing] = np.take(fill, np.nonzero(missing)[1])
+    return flat
+
+
+def pose_scale(poses: FloatArray) -> float:
+    """How much poses vary: the root-mean-square spread of a coordinate over frames."""
+    return float(np.sqrt(np.mean(np.var(poses, axis=0)))) if poses.size else 0.0
+
+
+def diverse_by_pose(
+    frames: Sequence[int], scores: FloatArray, poses: FloatArray, n: int, same_pose: float
+) -> list[int]:
+    """Pick ``n`` of ``frames`` greedily by score, discounting poses close to ones picked.
+
+    A frame's score counts in full when its pose is at least ``same_pose`` (RMS distance per
+    coordinate) from every pose picked so far, and in proportion when closer; so a model that
+    fails again and again on one resting pose gets one or two of those frames, not all, while
+    different failures are never traded for weaker ones merely to fill pose clusters.
+    """
+    remaining = list(frames)
+    if not remaining:
+        return []
+    width = np.sqrt(poses.shape[1])
+    gap = np.full(len(remaining), np.inf)
+    picked: list[int] = []
+    while remaining and len(picked) < n:
+        discount = np.minimum(gap / same_pose, 1.0) if same_pose > 0 else np.ones(len(gap))
+        best = int(np.argmax(scores[remaining] * discount))
+        frame = remaining.pop(best)
+        gap = np.delete(gap, best)
+        picked.append(frame)
+        if remaining:
+            distance = np.linalg.norm(poses[remaining] - poses[frame], axis=1) / width
+            gap = np.minimum(gap, distance)
+    return picked
+
+
+def choose_hard_frames(
+    scores: FloatArray,
+    poses: FloatArray,
+    n: int,
+    window: tuple[int, int],
+    exclude: Iterable[int] = (),
+    spacing: int = 10,
+) -> list[int]:
+    """Choose ``n`` distinct frames the model finds hardest, spread over poses and moments.
+
+    1. Candidates strongest first, at most one per ``spacing`` frames: one glitch lights up
+       a few neighbouring frames, and only its strongest is kept.
+    2. Of the strongest ``POOL_PER_FRAME * n`` of them, a greedy pick by score that discounts
+       poses close to those already picked (``diverse_by_pose``).
+    3. Top up from the next most suspicious frames, first keeping the spacing, then not, so
+       exactly ``min(n, frames available)`` come back.
+
+    Args:
+        scores: per frame, from ``frame_scores``.
+        poses: per frame, from ``pose_features``.
+        n: frames wanted.
+        window: first and one-past-last frame that may be chosen (range and context margins).
+        exclude: frames that must not be chosen (already labeled).
+        spacing: chosen frames are more than this many frames apart while candidates last.
+
+    Returns:
+        The chosen frame indices, sorted.
+    """
+    start, stop = window
+    excluded = set(exclude)
+    candidates = np.array([f for f in range(start, stop) if f not in excluded], dtype=np.int64)
+    if candidates.size == 0 or n <= 0:
+        return []
+    # Stable sort: equal scores go in frame order, so the same input gives the same frames.
+    order = [int(f) for f in candidates[np.argsort(-scores[candidates], kind="stable")]]
+    pool = spaced_peaks(order, spacing, POOL_PER_FRAME * n)
+    same_pose = SAME_POSE_SHARE * pose_scale(poses[candidates])
+    chosen = diverse_by_pose(pool, scores, poses, n, same_pose)
+    chosen = spaced_peaks([*chosen, *order], spacing, n)
+    if len(chosen) < n:
+        taken = set(chosen)
+        chosen += [f for f in order if f not in taken][: n - len(chosen)]
+    return sorted(chosen)

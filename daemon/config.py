@@ -61,6 +61,17 @@ class Extract(_Section):
     context_frames: int = Field(2, ge=0)
 
 
+class Zips(_Section):
+    """Limits for one zip of frames, enforced on the bytes really unpacked (headers can lie).
+
+    The defaults fit a few thousand full-HD PNGs (2-4 MB each); a zip bomb passes them by far.
+    """
+
+    max_uncompressed_bytes: int = Field(20_000_000_000, gt=0)
+    max_files: int = Field(10_000, gt=0)
+    max_ratio: float = Field(100.0, gt=1)
+
+
 class Workers(_Section):
     max_workers: int = Field(2, ge=1)
     stop_grace_s: float = Field(20.0, ge=0)
@@ -118,6 +129,7 @@ class Settings(BaseSettings):
     folders: Folders = Folders()
     watch: Watch = Watch()
     extract: Extract = Extract()
+    zips: Zips = Zips()
     workers: Workers = Workers()
 
     @classmethod

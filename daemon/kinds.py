@@ -18,6 +18,7 @@ from daemon.inbox import Arrival, visible_files
 from handlers.bundle import existing_frames
 from handlers.outcome import InputError
 from handlers.video import VIDEO_SUFFIXES, VideoOptions
+from handlers.zips import ZIP_SUFFIXES, ZipOptions
 
 SIDECAR_SUFFIX = ".json"
 
@@ -122,6 +123,21 @@ def keep_in_project_videos(settings: Settings, path: Path) -> Path:
     return settings.folder("archive") / "videos"
 
 
+def zip_options(settings: Settings, sidecar: dict[str, Any], bundle: Path) -> BaseModel:
+    """Zip options: the [zips] limits and [extract] context_frames (a sidecar may set that)."""
+    defaults = {
+        **settings.zips.model_dump(),
+        "context_frames": settings.extract.context_frames,
+        "existing_bundle": bundle,
+    }
+    return validate_options(ZipOptions, defaults, sidecar, {"context_frames"})
+
+
+def keep_in_archive_zips(settings: Settings, path: Path) -> Path:
+    """A zip is kept once its frames are published: ``<archive>/zips/``."""
+    return settings.folder("archive") / "zips"
+
+
 KINDS: dict[str, Kind] = {
     "videos": Kind(
         name="videos",
@@ -129,5 +145,12 @@ KINDS: dict[str, Kind] = {
         handler="handlers.video:handle_video",
         build_options=video_options,
         keep_folder=keep_in_project_videos,
+    ),
+    "zips": Kind(
+        name="zips",
+        find_arrivals=arrivals_by_suffix(ZIP_SUFFIXES),
+        handler="handlers.zips:handle_zip",
+        build_options=zip_options,
+        keep_folder=keep_in_archive_zips,
     ),
 }

@@ -48,12 +48,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run(settings: Settings, source: Path | None) -> int:
     daemon = _make_daemon(settings, source)
 
+    # No logging in a signal handler: the log's write lock is not reentrant, and the signal
+    # may land while the main thread holds it. The loop logs what the handler noted.
     def stop(signum: int, frame: FrameType | None) -> None:
-        daemon.log.info("stop requested", signal=signal.Signals(signum).name)
-        daemon.request_stop()
+        daemon.request_stop(signal.Signals(signum).name)
+
+    def sweep_now(signum: int, frame: FrameType | None) -> None:
+        daemon.request_sweep()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGUSR1, sweep_now)  # `systemctl kill -s USR1 framewatch`: sweep now
     daemon.run_forever()
     return EXIT_OK
 

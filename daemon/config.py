@@ -75,6 +75,9 @@ class Zips(_Section):
 class Workers(_Section):
     max_workers: int = Field(2, ge=1)
     stop_grace_s: float = Field(20.0, ge=0)
+    # The name claims go by (work/claims/<host>.<pid>/); empty means the machine's host name.
+    # Two machines on one share must differ here.
+    host: str = Field("", pattern=r"^[A-Za-z0-9_.-]*$")
     # Where items run: "local" processes on this machine, or "dask": a Dask cluster whose
     # workers see the share at the same paths (README, "Running on a Dask cluster").
     executor: Literal["local", "dask"] = "local"
@@ -104,6 +107,33 @@ class Workers(_Section):
 
 
 
+class Retry(_Section):
+    """Passing errors (full disk, lost share, permissions): wait, then try the item again."""
+
+    first_delay_s: float = Field(10.0, gt=0)
+    max_delay_s: float = Field(600.0, gt=0)
+    jitter: float = Field(0.25, ge=0, le=1)
+    max_attempts: int = Field(8, ge=1)
+    sweep_rounds: int = Field(3, ge=0)
+
+
+class Sweep(_Section):
+    """The nightly sweep: rescan, retry what failed for a passing reason, prune, summarize."""
+
+    enabled: bool = True
+    cron: str = "30 3 * * *"
+    misfire_grace_s: float = Field(6 * 3600.0, gt=0)
+    prune_after_h: float = Field(72.0, gt=0)
+
+    @field_validator("cron")
+    @classmethod
+    def _cron_parses(cls, value: str) -> str:
+        from daemon.sweep import crontab_trigger  # late: sweep imports this module
+
+        crontab_trigger(value)  # raises ValueError naming what is wrong
+        return value
+
+
 class _DictSource(PydanticBaseSettingsSource):
     """Feeds an already parsed TOML document to pydantic-settings, below the environment."""
 
@@ -131,6 +161,8 @@ class Settings(BaseSettings):
     extract: Extract = Extract()
     zips: Zips = Zips()
     workers: Workers = Workers()
+    retry: Retry = Retry()
+    sweep: Sweep = Sweep()
 
     @classmethod
     def settings_customise_sources(

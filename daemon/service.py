@@ -8,9 +8,12 @@ so a bad file never stops the loop.
 from __future__ import annotations
 
 import errno
+import random
 import shutil
+import socket
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,10 +26,21 @@ from daemon.config import Settings
 from daemon.inbox import Arrival
 from daemon.kinds import KINDS, read_sidecar
 from daemon.logs import get_logger
+from daemon.notify import Heartbeat, Notifier
 from daemon.pool import ClusterLost, WorkerDied, make_executor
 from daemon.publish import move_without_replacing, publish_bundle
 from daemon.settle import SettleTracker
-from daemon.watch import start_observer
+from daemon.sweep import (
+    SweepRequests,
+    SweepSchedule,
+    backoff_delay,
+    daily_summary,
+    prune_working_files,
+    revive_passing_failures,
+    stale_claims,
+    write_daily_summary,
+)
+from daemon.watch import WatchSupervisor
 from daemon.worker import STAGING_PREFIX, HandlerCrash, Job, JobOutcome, run_job
 from handlers.outcome import HandlerResult, InputError
 
@@ -37,7 +51,7 @@ PASSING_ERRNOS = frozenset(
     {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO,
      errno.ESTALE, errno.ENOENT, errno.ETIMEDOUT, errno.EHOSTDOWN, errno.ENOTCONN}
 )
-RETRY_DELAYS_S = (10.0, 30.0, 60.0, 120.0, 300.0)
+RETRY_FILE = "retry.json"  # in the item's folder: the attempt count survives a restart
 
 
 @dataclass
@@ -65,7 +79,14 @@ class Daemon:
 
     def __post_init__(self) -> None:
         self.status = st.StatusStore(self.settings.folder("status"))
-        self.claims = ClaimFolder(self.settings.folder("work"))
+        host = self.settings.workers.host or socket.gethostname()
+        self.claims = ClaimFolder(self.settings.folder("work"), host=host)
+        self.notifier = Notifier(log=self.log)
+        self.heartbeat = Heartbeat()
+        self.sweeps = SweepRequests()
+        self.schedule = SweepSchedule(self.settings, host, self.sweep_and_wait, self.log)
+        self.retry_draw = random.random
+        self.stop_reason = ""
         self.tracker = SettleTracker(self.settings.watch.settle_s)
         self.executor = make_executor(self.settings.workers, lambda: self.wake.set())
         self.executor_problem: str | None = None
@@ -99,7 +120,8 @@ class Daemon:
             self.log.info("adopted", kind=item.kind, name=item.name, folder=str(item.folder))
             self.waiting.append(Waiting(item))
 
-    def request_stop(self) -> None:
+    def request_stop(self, reason: str = "") -> None:
+        self.stop_reason = self.stop_reason or reason
         self.stopping.set()
         self.wake.set()
 
@@ -110,27 +132,43 @@ class Daemon:
     def run_forever(self) -> None:
         """Watch and process until ``request_stop``; then stop claiming and put work back."""
         self.prepare()
-        observer, mode = start_observer(
+        watch = WatchSupervisor(
             self.inboxes().values(),
             self.settings.watch.mode,
             self.settings.watch.poll_interval_s,
             self.notify_change,
+            self.log,
         )
+        mode = watch.start()
         self.log.info(
             "watching",
             mode=mode,
+            host=self.claims.host,
             inboxes={kind: str(path) for kind, path in self.inboxes().items()},
             project=str(self.settings.folder("project")),
             status=str(self.status.folder),
         )
+        self.notifier.ready(self.describe_state())
+        self.notifier.start_watchdog(self.heartbeat, self.log_stall)
+        self.schedule.start()
         try:
             while not self.stopping.is_set():
                 self.step(claim=True)
+                watch.check(time.monotonic())
+                if self.sweeps.pending():
+                    self.sweep()
+                self.heartbeat.beat()
+                self.notifier.status(self.describe_state())
                 self.wake.wait(self.sleep_time())
                 self.wake.clear()
         finally:
-            observer.stop()
+            self.log.info("stop requested", signal=self.stop_reason)
+            self.notifier.stopping()
+            self.schedule.stop()
+            self.sweeps.release_all()
+            watch.stop()
             self.shutdown()
+            self.notifier.close()
 
     def run_once(self) -> int:
         """Take what is settled now, process it to the end; the exit status for ``once``."""
@@ -159,6 +197,7 @@ class Daemon:
         deadline = time.monotonic() + grace
         while self.running and time.monotonic() < deadline:
             self.poll_running()
+            self.heartbeat.beat()
             time.sleep(0.2)
         self.executor.terminate_all()
         for running in list(self.running.values()):
@@ -206,6 +245,8 @@ class Daemon:
         if self._event_seen:
             due = min(due, self._last_scan + MIN_SCAN_GAP_S)
         pause = max(due - now, 0.05)
+        if self.notifier.interval_s is not None:
+            pause = min(pause, self.notifier.interval_s / 2)  # keep the heartbeat fresh
         return min(pause, TICK_S) if self.running else pause
 
     def scan(self, now: float) -> None:
@@ -367,32 +408,115 @@ class Daemon:
         log.info("complete", frames_selected=len(result.selected), warnings=result.warnings)
 
     def handle_failure(self, item: ClaimedItem, exc: BaseException) -> None:
-        """Retry what may pass; fail the item, keeping its files, for everything else."""
+        """Retry what may pass, with backoff; fail the item, keeping its files, otherwise.
+
+        An item that runs out of attempts for a passing reason is failed with
+        ``passing_error`` in its status, so the nightly sweep gives it another round.
+        """
         log = self.log.bind(kind=item.kind, name=item.name)
-        if is_passing(exc) and self.retry_passing_errors and not self.stopping.is_set():
-            attempts = self.attempts.get(item.key, 0) + 1
-            if attempts <= len(RETRY_DELAYS_S):
-                self.attempts[item.key] = attempts
-                delay = RETRY_DELAYS_S[attempts - 1]
-                message = f"{describe_passing(exc)} Trying again in {delay:.0f} s (attempt {attempts + 1})."
-                log.warning("will retry", error=str(exc), delay_s=delay)
+        passing = is_passing(exc)
+        attempts = 0
+        if passing and self.retry_passing_errors and not self.stopping.is_set():
+            attempts = count_attempt(item, exc)
+            policy = self.settings.retry
+            if attempts < policy.max_attempts:
+                delay = backoff_delay(attempts, policy, self.retry_draw)
+                message = (
+                    f"{describe_passing(exc)} Nothing is lost; trying again in {delay:.0f} s "
+                    f"(attempt {attempts + 1} of {policy.max_attempts})."
+                )
+                log.warning("will retry", error=str(exc), attempt=attempts, delay_s=round(delay, 1))
                 self.waiting.append(Waiting(item, time.monotonic() + delay, attempts))
                 self.safe_record(item, st.QUEUED, message, attempts=attempts)
                 return
-        problems = describe_failure(exc)
+        if passing:
+            tries = f" Tried {attempts} times." if attempts else ""
+            again = " The nightly sweep will try again." if self.settings.sweep.enabled else ""
+            problems = [f"{describe_passing(exc)}{tries}{again}"]
+        else:
+            problems = describe_failure(exc)
         self.failed_count += 1
         self.attempts.pop(item.key, None)
         log.error("failed", problems=problems, error=f"{type(exc).__name__}: {exc}")
         try:
             failed = self.settings.folder("failed") / item.kind
-            kept = [move_without_replacing(path, failed) for path in item.files]
+            kept = [(move_without_replacing(path, failed), path.name) for path in item.files]
             release(item)
-            where = ", ".join(str(path) for path in kept)
+            where = ", ".join(str(path) for path, _ in kept)
             message = " ".join(problems) + f" The file was kept as {where}."
         except Exception:
             log.exception("could not move to failed", folder=str(item.folder))
+            if passing and self.retry_passing_errors and not self.stopping.is_set():
+                # The share is still away: keep the item claimed and try again later.
+                delay = self.settings.retry.max_delay_s
+                self.waiting.append(Waiting(item, time.monotonic() + delay, attempts))
+                self.safe_record(item, st.QUEUED, " ".join(problems[:1]) + f" Trying again in {delay:.0f} s.")
+                return
+            kept = []
             message = " ".join(problems) + f" The file is still in {item.input}."
-        self.safe_record(item, st.FAILED, message, problems=problems)
+        self.safe_record(
+            item, st.FAILED, message, problems=problems, passing_error=passing,
+            kept=[{"path": str(path), "name": name} for path, name in kept],
+        )
+
+    # ----- unattended operation: systemd, the nightly sweep (issue 5) ---------------------
+
+    def describe_state(self) -> str:
+        """One line for ``systemctl status``: the queue and what is in progress."""
+        queued = len(self.settled) + len(self.waiting)
+        busy = ", ".join(
+            f"{running.item.name} {max(running.last_progress[0], 0.0):.0%}"
+            for running in self.running.values()
+        )
+        return f"{queued} queued, {len(self.running)} in progress" + (f": {busy}" if busy else "")
+
+    def log_stall(self, age_s: float) -> None:
+        self.log.error("loop stalled; watchdog pings withheld", heartbeat_age_s=round(age_s, 1))
+
+    def request_sweep(self) -> int:
+        """Ask the loop for a sweep (from any thread, or a signal handler)."""
+        ticket = self.sweeps.request()
+        self.wake.set()
+        return ticket
+
+    def sweep_and_wait(self) -> bool:
+        """The scheduler's job: a sweep, done by the loop; returns once it is done."""
+        ticket = self.request_sweep()
+        return self.sweeps.wait(ticket, timeout_s=self.settings.sweep.misfire_grace_s)
+
+    def sweep(self) -> None:
+        """Rescan, retry what failed for a passing reason, prune, write the daily summary."""
+        ticket = self.sweeps.take()
+        started = datetime.now(UTC)
+        self.log.info("sweep started")
+        try:
+            self.scan(time.monotonic())
+            for waiting in self.waiting:
+                waiting.not_before = 0.0  # the sweep is a retry for everything waiting
+            rounds_file = self.schedule.state_file.parent / "rounds.json"
+            revived = revive_passing_failures(self.settings, self.status.all(), rounds_file)
+            for kind, name in revived:
+                self.record(kind, name, st.QUEUED, "Retrying after a passing error (nightly sweep).",
+                            passing_error=False)
+            prune_s = self.settings.sweep.prune_after_h * 3600
+            pruned = prune_working_files(self.settings, self.claims.host, prune_s, time.time())
+            extra = {
+                "host": self.claims.host,
+                "queued": len(self.settled) + len(self.waiting),
+                "in_progress": sorted(running.item.name for running in self.running.values()),
+                "retried": [f"{kind}/{name}" for kind, name in revived],
+                "pruned": [str(path) for path in pruned],
+                "stale_claims": stale_claims(self.settings, prune_s, time.time()),
+            }
+            summary = daily_summary(self.status.all(), started - timedelta(days=1), extra)
+            path = write_daily_summary(self.status.folder, summary, started)
+            self.schedule.record_run(started)
+            self.log.info("sweep done", summary=str(path), retried=extra["retried"], pruned=len(pruned))
+        except Exception:
+            self.log.exception("sweep failed")
+        finally:
+            self._event_seen = True  # rescan again soon: revived inputs are in the inboxes
+            self.sweeps.finished(ticket)
 
     # ----- the executor away: a Dask cluster without scheduler or workers (issue 8) -----
 
@@ -445,6 +569,17 @@ def clear_staging(item: ClaimedItem) -> None:
         if staging.is_dir():
             shutil.rmtree(staging, ignore_errors=True)
     (item.folder / PROGRESS_FILE).unlink(missing_ok=True)
+
+
+def count_attempt(item: ClaimedItem, exc: BaseException) -> int:
+    """Add one failed attempt to the item's count (kept in its folder); the new count."""
+    saved = read_json(item.folder / RETRY_FILE)
+    attempts = (saved.get("attempts", 0) if isinstance(saved, dict) else 0) + 1
+    try:
+        write_json_atomic(item.folder / RETRY_FILE, {"attempts": attempts, "last_error": str(exc)})
+    except OSError:
+        pass  # the count then restarts after a restart; the retry itself still happens
+    return int(attempts)
 
 
 def is_passing(exc: BaseException) -> bool:

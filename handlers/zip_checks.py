@@ -21,8 +21,13 @@ IGNORED_FOLDERS = frozenset({"__macosx"})
 IGNORED_FILES = frozenset({".ds_store", "thumbs.db", "desktop.ini"})
 APPLE_DOUBLE_PREFIX = "._"  # macOS resource forks beside each file (usually under __MACOSX/)
 OTHER_IMAGE_TYPES = {
-    ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
-    ".gif": "GIF", ".webp": "WebP",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".bmp": "BMP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".gif": "GIF",
+    ".webp": "WebP",
 }
 FRAME_FORMAT_HINT = "img + the frame number in 8 digits + .png, e.g. img00000143.png"
 MAX_FRAME_INDEX = 10**8 - 1
@@ -137,7 +142,11 @@ def encryption_problems(entries: Iterable[Entry]) -> list[str]:
 def duplicate_problems(entries: Iterable[Entry]) -> list[str]:
     """The same path twice: which one was meant is anyone's guess."""
     counts = Counter("/".join(entry.parts) for entry in entries if not entry.is_dir)
-    return [f"{name} is in the zip {count} times; expected it once" for name, count in counts.items() if count > 1]
+    return [
+        f"{name} is in the zip {count} times; expected it once"
+        for name, count in counts.items()
+        if count > 1
+    ]
 
 
 def declared_limit_problems(
@@ -265,9 +274,7 @@ def name_problem(entry: Entry) -> str:
     suffix = "." + basename.rsplit(".", 1)[-1].lower() if "." in basename else ""
     if suffix in OTHER_IMAGE_TYPES:
         kind = OTHER_IMAGE_TYPES[suffix]
-        return (
-            f"{entry.name} is a {kind} image; expected PNG frames named {FRAME_FORMAT_HINT}"
-        )
+        return f"{entry.name} is a {kind} image; expected PNG frames named {FRAME_FORMAT_HINT}"
     if suffix == ".png":
         suggested = suggest_frame_name(basename)
         if suggested is not None:

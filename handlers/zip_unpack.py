@@ -31,11 +31,11 @@ END_OF_DIRECTORY_BYTES = 22
 MAX_COMMENT_BYTES = 0xFFFF
 
 
-class LimitExceeded(Exception):
+class ZipLimitError(Exception):
     """The zip passed a limit while it was being read; the message says which, for a user."""
 
 
-class DamagedEntry(Exception):
+class DamagedEntryError(Exception):
     """An entry could not be read back intact (bad checksum, cut short, unknown compression)."""
 
 
@@ -66,16 +66,24 @@ class ByteBudget:
         """Account for ``chunk`` more bytes of entry ``name`` before they are written.
 
         Raises:
-            LimitExceeded: the total, the entry's ratio or the zip's ratio would pass a limit.
+            ZipLimitError: the total, the entry's ratio or the zip's ratio would pass a limit.
         """
         self.used += chunk
         limits = self.limits
         if self.used > limits.max_bytes:
-            raise LimitExceeded(too_big_message(None, limits.max_bytes))
-        if entry_so_far > RATIO_GRACE_BYTES and entry_so_far > limits.max_ratio * max(entry_compressed, 1):
-            raise LimitExceeded(ratio_message(name, entry_so_far, entry_compressed, limits.max_ratio))
-        if self.used > RATIO_GRACE_BYTES and self.used > limits.max_ratio * max(self.archive_bytes, 1):
-            raise LimitExceeded(ratio_message("the zip", self.used, self.archive_bytes, limits.max_ratio))
+            raise ZipLimitError(too_big_message(None, limits.max_bytes))
+        if entry_so_far > RATIO_GRACE_BYTES and entry_so_far > limits.max_ratio * max(
+            entry_compressed, 1
+        ):
+            raise ZipLimitError(
+                ratio_message(name, entry_so_far, entry_compressed, limits.max_ratio)
+            )
+        if self.used > RATIO_GRACE_BYTES and self.used > limits.max_ratio * max(
+            self.archive_bytes, 1
+        ):
+            raise ZipLimitError(
+                ratio_message("the zip", self.used, self.archive_bytes, limits.max_ratio)
+            )
 
 
 def declared_entry_count(path: Path) -> int | None:
@@ -109,8 +117,8 @@ def copy_entry(
     """Unpack one entry into the new file ``target``, counting real bytes; its first bytes.
 
     Raises:
-        LimitExceeded: a limit was passed (nothing past the limit was written).
-        DamagedEntry: the entry is damaged; the message says how.
+        ZipLimitError: a limit was passed (nothing past the limit was written).
+        DamagedEntryError: the entry is damaged; the message says how.
     """
     head = b""
     written = 0
@@ -123,7 +131,7 @@ def copy_entry(
                     head += chunk[: PNG_HEADER_BYTES - len(head)]
                 written += len(chunk)
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
-        raise DamagedEntry(describe_damage(info.filename, exc)) from exc
+        raise DamagedEntryError(describe_damage(info.filename, exc)) from exc
     return head
 
 
@@ -133,8 +141,8 @@ def read_entry(
     """An entry's bytes in memory (for the small CSV), counted like ``copy_entry``.
 
     Raises:
-        LimitExceeded: the entry or the zip passed a limit.
-        DamagedEntry: the entry is damaged.
+        ZipLimitError: the entry or the zip passed a limit.
+        DamagedEntryError: the entry is damaged.
     """
     parts: list[bytes] = []
     got = 0
@@ -144,13 +152,13 @@ def read_entry(
                 got += len(chunk)
                 budget.spend(info.filename, len(chunk), got, info.compress_size)
                 if got > max_bytes:
-                    raise LimitExceeded(
+                    raise ZipLimitError(
                         f"{info.filename} is over {max_bytes:,} bytes; a list of frame names "
                         "is never that long"
                     )
                 parts.append(chunk)
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
-        raise DamagedEntry(describe_damage(info.filename, exc)) from exc
+        raise DamagedEntryError(describe_damage(info.filename, exc)) from exc
     return b"".join(parts)
 
 
@@ -163,10 +171,16 @@ def describe_damage(name: str, exc: BaseException) -> str:
             "or cut short on the way. Make the zip again and copy it once more"
         )
     if isinstance(exc, NotImplementedError):
-        return f"{name} uses a compression method framewatch cannot read ({text}); use plain zip (deflate)"
+        return (
+            f"{name} uses a compression method framewatch cannot read ({text}); "
+            "make the zip with plain zip (deflate)"
+        )
     if "encrypted" in text or "password" in text:
         return f"{name} is encrypted (password-protected); make the zip without a password"
-    return f"{name} could not be unpacked ({text}); the zip is damaged. Make it again and copy it once more"
+    return (
+        f"{name} could not be unpacked ({text}); the zip is damaged. "
+        "Make it again and copy it once more"
+    )
 
 
 def png_dimensions(head: bytes) -> tuple[int, int] | None:
@@ -181,7 +195,11 @@ def check_png(path: Path, shown: str, head: bytes) -> tuple[tuple[int, int] | No
     """Decode an unpacked PNG in full: its (width, height), or a problem naming it ``shown``."""
     declared = png_dimensions(head)
     if declared is None:
-        return None, f"{shown} is not a PNG image (its content does not start like one); expected PNG frames"
+        return (
+            None,
+            f"{shown} is not a PNG image (its content does not start like one); "
+            "expected PNG frames",
+        )
     if declared[0] * declared[1] > MAX_FRAME_PIXELS:
         return None, (
             f"{shown} says it is {declared[0]}x{declared[1]} pixels, more than any video frame "
@@ -189,5 +207,8 @@ def check_png(path: Path, shown: str, head: bytes) -> tuple[tuple[int, int] | No
         )
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if image is None:
-        return None, f"{shown} does not decode as a PNG image (damaged or cut short); export it again"
+        return (
+            None,
+            f"{shown} does not decode as a PNG image (damaged or cut short); export it again",
+        )
     return (int(image.shape[1]), int(image.shape[0])), None

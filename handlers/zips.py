@@ -28,9 +28,9 @@ from handlers.bundle import frame_filename, write_selected_csv
 from handlers.outcome import HandlerResult, InputError, Progress
 from handlers.zip_unpack import (
     ByteBudget,
-    DamagedEntry,
-    LimitExceeded,
+    DamagedEntryError,
     Limits,
+    ZipLimitError,
     check_entry_count,
     check_png,
     copy_entry,
@@ -91,8 +91,10 @@ def open_zip(path: Path, limits: Limits) -> zipfile.ZipFile:
         return zipfile.ZipFile(path)
     except (zipfile.BadZipFile, EOFError, ValueError, NotImplementedError) as exc:
         raise InputError(
-            [f"{path.name} is not a zip archive, or it is damaged or cut short ({exc}); "
-             "make the zip again and copy it once more"]
+            [
+                f"{path.name} is not a zip archive, or it is damaged or cut short ({exc}); "
+                "make the zip again and copy it once more"
+            ]
         ) from exc
 
 
@@ -111,7 +113,10 @@ def handle_zip(
 
 
 def unpack_bundle(
-    archive: zipfile.ZipFile, archive_bytes: int, options: ZipOptions, staging: Path,
+    archive: zipfile.ZipFile,
+    archive_bytes: int,
+    options: ZipOptions,
+    staging: Path,
     progress: Progress,
 ) -> HandlerResult:
     """Steps 2 to 4 of the module docstring on an open zip."""
@@ -136,8 +141,10 @@ def unpack_bundle(
     if refusals:
         raise InputError(shown(problems))
     try:
-        unpacked = unpack_entries(archive, infos, layout, ByteBudget(limits, archive_bytes), staging, progress)
-    except LimitExceeded as exc:
+        unpacked = unpack_entries(
+            archive, infos, layout, ByteBudget(limits, archive_bytes), staging, progress
+        )
+    except ZipLimitError as exc:
         raise InputError(shown([*problems, str(exc)])) from None
     problems += unpacked.problems + checks.size_problems(unpacked.sizes)
     problems += clash_problems(unpacked.frames, staging, options.existing_bundle)
@@ -171,17 +178,24 @@ def is_unsafe(entry: checks.Entry) -> bool:
 
 
 def unpack_entries(
-    archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], layout: checks.Layout,
-    budget: ByteBudget, staging: Path, progress: Progress,
+    archive: zipfile.ZipFile,
+    infos: list[zipfile.ZipInfo],
+    layout: checks.Layout,
+    budget: ByteBudget,
+    staging: Path,
+    progress: Progress,
 ) -> Unpacked:
     """Unpack and decode every frame (and misnamed PNG), and read the CSV, under ``budget``.
 
     Raises:
-        LimitExceeded: a limit was passed while unpacking; unpacking stopped there.
+        ZipLimitError: a limit was passed while unpacking; unpacking stopped there.
     """
     unchecked = staging / UNCHECKED_FOLDER
     unchecked.mkdir()
-    jobs = [(entry, staging / frame_filename(index), index) for index, entry in sorted(layout.frames.items())]
+    jobs: list[tuple[checks.Entry, Path, int | None]] = [
+        (entry, staging / frame_filename(index), index)
+        for index, entry in sorted(layout.frames.items())
+    ]
     jobs += [(entry, unchecked / f"{n}.png", None) for n, entry in enumerate(layout.misnamed_pngs)]
     unpacked = Unpacked()
     for done, (entry, target, index) in enumerate(jobs):
@@ -190,7 +204,7 @@ def unpack_entries(
             continue
         try:
             head = copy_entry(archive, infos[entry.position], target, budget)
-        except DamagedEntry as exc:
+        except DamagedEntryError as exc:
             unpacked.problems.append(str(exc))
             continue
         size, problem = check_png(target, entry.name, head)
@@ -203,7 +217,7 @@ def unpack_entries(
     if layout.csv is not None and not layout.csv.is_encrypted:
         try:
             unpacked.csv = read_entry(archive, infos[layout.csv.position], budget, MAX_CSV_BYTES)
-        except DamagedEntry as exc:
+        except DamagedEntryError as exc:
             unpacked.problems.append(str(exc))
     return unpacked
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from handlers.zip_checks import suggest_frame_name
-from handlers.zip_unpack import CHUNK_BYTES, ByteBudget, LimitExceeded, Limits, copy_entry
+from handlers.zip_unpack import CHUNK_BYTES, ByteBudget, Limits, ZipLimitError, copy_entry
 from tests.harness import Framewatch
 from tests.zipcases import ONCE_LIMITS, ZipCase, daemon_cases, noise_png, once_cases, png, write_zip
 
@@ -96,7 +96,11 @@ def once_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
 
 
 def bundle_files(folder: Path) -> dict[str, bytes]:
-    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())} if folder.is_dir() else {}
+    return (
+        {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+        if folder.is_dir()
+        else {}
+    )
 
 
 def check_case(run: Run, case: ZipCase) -> None:
@@ -108,7 +112,9 @@ def check_case(run: Run, case: ZipCase) -> None:
     bundle = fw.bundle(case.id)
     if case.state == "complete":
         assert DONE_MESSAGE == status["message"]
-        assert run.originals[case.id] == (fw.root / "archive" / "zips" / f"{case.id}.zip").read_bytes()
+        assert (
+            run.originals[case.id] == (fw.root / "archive" / "zips" / f"{case.id}.zip").read_bytes()
+        )
         assert not (fw.failed("zips") / f"{case.id}.zip").exists()
         assert len(case.warnings) == len(status["warnings"]), status["warnings"]
         for words, warning in zip(case.warnings, status["warnings"], strict=True):
@@ -118,7 +124,11 @@ def check_case(run: Run, case: ZipCase) -> None:
         assert frames == {name: data for name, data in published.items() if name.endswith(".png")}
         expected_csv = "".join(f"img{i:08d}.png\n" for i in case.selected)
         assert expected_csv == published["selected_frames.csv"].decode()
-        earlier = [name for name in published if name.startswith("selected_frames.") and name != "selected_frames.csv"]
+        earlier = [
+            name
+            for name in published
+            if name.startswith("selected_frames.") and name != "selected_frames.csv"
+        ]
         assert (1 if case.existing_csv else 0) == len(earlier)
         if case.existing_csv:
             assert case.existing_csv.encode() == published[earlier[0]]
@@ -153,7 +163,7 @@ def test_failed_zips_are_all_in_failed_folder(daemon_run: Run) -> None:
 
 @pytest.mark.parametrize("case", once_cases(), ids=lambda case: case.id)
 def test_zip_drop_through_once(once_run: Run, case: ZipCase) -> None:
-    """``framewatch once`` with small [zips] limits completes or refuses each zip as the case says."""
+    """``framewatch once`` with small [zips] limits completes or refuses each zip as expected."""
     check_case(once_run, case)
 
 
@@ -186,6 +196,9 @@ def test_budget_stops_unpacking_at_the_limit(tmp_path: Path) -> None:
     limit = 3 * CHUNK_BYTES + 123
     budget = ByteBudget(Limits(max_bytes=limit, max_files=10, max_ratio=100), path.stat().st_size)
     target = tmp_path / "out.png"
-    with zipfile.ZipFile(path) as archive, pytest.raises(LimitExceeded, match="max_uncompressed_bytes"):
+    with (
+        zipfile.ZipFile(path) as archive,
+        pytest.raises(ZipLimitError, match="max_uncompressed_bytes"),
+    ):
         copy_entry(archive, archive.infolist()[0], target, budget)
     assert 3 * CHUNK_BYTES == target.stat().st_size

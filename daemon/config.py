@@ -61,6 +61,15 @@ class Extract(_Section):
     context_frames: int = Field(2, ge=0)
 
 
+class Inference(_Section):
+    """How model outputs are judged: which keypoints count as uncertain or as outliers."""
+
+    likelihood_threshold: float = Field(0.9, ge=0)
+    z_threshold: float = Field(3.0, gt=0)
+    pca_variance: float = Field(0.99, gt=0, le=1)
+    min_spacing_frames: int = Field(10, ge=0)
+
+
 class Zips(_Section):
     """Limits for one zip of frames, enforced on the bytes really unpacked (headers can lie).
 
@@ -104,7 +113,6 @@ class Workers(_Section):
                 "executor = 'dask' needs the scheduler's address, e.g. 'tcp://scheduler.example:8786'"
             )
         return value
-
 
 
 class Retry(_Section):
@@ -159,6 +167,7 @@ class Settings(BaseSettings):
     folders: Folders = Folders()
     watch: Watch = Watch()
     extract: Extract = Extract()
+    inference: Inference = Inference()
     zips: Zips = Zips()
     workers: Workers = Workers()
     retry: Retry = Retry()

@@ -6,6 +6,7 @@ Adding a kind means adding one ``Kind`` to ``KINDS``; the daemon has no other li
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,8 +15,9 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from daemon.config import Settings
-from daemon.inbox import Arrival, visible_files
+from daemon.inbox import Arrival, is_ignored, visible_files
 from handlers.bundle import existing_frames
+from handlers.inference import InferenceOptions, belongs_to, file_role, member_stem
 from handlers.outcome import InputError
 from handlers.video import VIDEO_SUFFIXES, VideoOptions
 from handlers.zips import ZIP_SUFFIXES, ZipOptions
@@ -67,6 +69,12 @@ def read_sidecar(files: list[Path]) -> dict[str, Any]:
         InputError: the sidecar is not a JSON object.
     """
     sidecars = [path for path in files if path.suffix.lower() == SIDECAR_SUFFIX]
+    # A folder drop (inference/STEM/) carries its sidecar inside: STEM/STEM.json.
+    sidecars += [
+        inside
+        for path in files
+        if path.is_dir() and (inside := path / f"{path.name}{SIDECAR_SUFFIX}").is_file()
+    ]
     if not sidecars:
         return {}
     path = sidecars[0]
@@ -138,6 +146,96 @@ def keep_in_archive_zips(settings: Settings, path: Path) -> Path:
     return settings.folder("archive") / "zips"
 
 
+# ----- inference: a model's outputs for one video ------------------------------------------
+
+INFERENCE_SIDECAR_KEYS = {
+    "frames_per_video", "frame_range", "context_frames",
+    "likelihood_threshold", "z_threshold", "pca_variance", "min_spacing_frames",
+}
+
+
+def inference_arrivals(kind: str, inbox: Path) -> list[Arrival]:
+    """Model outputs: a folder ``STEM/`` holding them, or loose files grouped by stem.
+
+    A drop becomes an arrival only once it holds a predictions CSV; its first entry is that
+    CSV (or the folder), which decides the claim, and every file of the group settles with it.
+    """
+    found = [folder_arrival(kind, folder) for folder in visible_folders(inbox)]
+    return [a for a in found if a is not None] + loose_arrivals(kind, visible_files(inbox))
+
+
+def visible_folders(inbox: Path) -> list[Path]:
+    """Folders directly in ``inbox`` whose names are not hidden or temporary."""
+    try:
+        entries = list(os.scandir(inbox))
+    except FileNotFoundError:
+        return []
+    return sorted(
+        Path(e.path) for e in entries if e.is_dir(follow_symlinks=False) and not is_ignored(e.name)
+    )
+
+
+def folder_arrival(kind: str, folder: Path) -> Arrival | None:
+    """The folder drop ``STEM/``, once it holds predictions for ``STEM``."""
+    for path in visible_files(folder):
+        role = file_role(path.name)
+        if role is not None and role[0] == "predictions" and belongs_to(role[1], folder.name):
+            return Arrival(kind, folder.name, (folder,))
+    return None
+
+
+def loose_arrivals(kind: str, files: list[Path]) -> list[Arrival]:
+    """Loose files grouped by stem; a group with a predictions CSV is an arrival."""
+    roles = {path: role for path in files if (role := file_role(path.name)) is not None}
+    # A video or sidecar names its stem whole, so STEM.1.csv beside STEM.1.mp4 is not a member.
+    whole = {base for role, base in roles.values() if role in ("video", "sidecar")}
+    groups: dict[str, list[Path]] = {}
+    for path, (_, base) in roles.items():
+        groups.setdefault(base if base in whole else member_stem(base), []).append(path)
+    found = []
+    for stem, paths in sorted(groups.items()):
+        predictions = [p for p in paths if roles[p][0] == "predictions"]
+        if predictions:
+            rest = [p for p in paths if p != predictions[0]]
+            found.append(Arrival(kind, stem, (predictions[0], *rest)))
+    return found
+
+
+def inference_options(settings: Settings, sidecar: dict[str, Any], bundle: Path) -> BaseModel:
+    """Options: [extract] and [inference], then the sidecar; plus what the handler needs
+    from the project: frames already labeled and the videos already in ``<project>/videos/``."""
+    stem = bundle.name
+    videos = settings.folder("project") / "videos"
+    extract = settings.extract
+    defaults = {
+        "frames_per_video": extract.frames_per_video,
+        "frame_range": extract.frame_range,
+        "context_frames": extract.context_frames,
+        **settings.inference.model_dump(),
+        "stem": stem,
+        "exclude_frames": existing_frames(bundle),
+        "video_candidates": project_videos(videos, stem),
+        "video_folder": str(videos),
+    }
+    return validate_options(InferenceOptions, defaults, sidecar, INFERENCE_SIDECAR_KEYS)
+
+
+def project_videos(folder: Path, stem: str) -> tuple[Path, ...]:
+    """The videos named ``STEM.<video suffix>`` in ``folder`` (any case of the suffix)."""
+    if not folder.is_dir():
+        return ()
+    return tuple(
+        sorted(p for p in folder.iterdir() if p.stem == stem and p.suffix.lower() in VIDEO_SUFFIXES)
+    )
+
+
+def keep_inference(settings: Settings, path: Path) -> Path:
+    """A video joins ``<project>/videos/``; predictions and the rest ``<archive>/inference/``."""
+    if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
+        return settings.folder("project") / "videos"
+    return settings.folder("archive") / "inference"
+
+
 KINDS: dict[str, Kind] = {
     "videos": Kind(
         name="videos",
@@ -152,5 +250,12 @@ KINDS: dict[str, Kind] = {
         handler="handlers.zips:handle_zip",
         build_options=zip_options,
         keep_folder=keep_in_archive_zips,
+    ),
+    "inference": Kind(
+        name="inference",
+        find_arrivals=inference_arrivals,
+        handler="handlers.inference:handle_inference",
+        build_options=inference_options,
+        keep_folder=keep_inference,
     ),
 }

@@ -40,7 +40,12 @@ def publish_bundle(staging: Path, target: Path) -> list[str]:
 
 def merge_bundle(staging: Path, target: Path, names: list[str]) -> list[str]:
     """Add the staged files to an existing bundle folder without replacing any of them."""
-    frames = [name for name in names if name != SELECTED_CSV]
+    # CSVs list what a bundle holds (selected_frames.csv, the model's predictions.csv): a newer
+    # one replaces the older, which is kept under a dated name; selected_frames.csv goes last.
+    lists = sorted(
+        (name for name in names if name.lower().endswith(".csv")), key=lambda n: n == SELECTED_CSV
+    )
+    frames = [name for name in names if name not in lists]
     clashes = [
         name
         for name in frames
@@ -55,9 +60,9 @@ def merge_bundle(staging: Path, target: Path, names: list[str]) -> list[str]:
             ]
         )
     added = [name for name in frames if link_new(staging / name, target / name)]
-    if SELECTED_CSV in names:
-        replace_keeping_old(staging / SELECTED_CSV, target / SELECTED_CSV)
-        added.append(SELECTED_CSV)
+    for name in lists:
+        replace_keeping_old(staging / name, target / name)
+        added.append(name)
     return added
 
 

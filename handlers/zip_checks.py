@@ -176,10 +176,14 @@ def too_many_files_message(count: int, max_files: int) -> str:
 
 def too_big_message(total: int | None, max_bytes: int) -> str:
     """``total`` as declared by the zip, or None when the limit was passed while unpacking."""
-    what = f"says it unpacks to {total:,} bytes" if total is not None else "unpacked past"
+    what = (
+        f"says it unpacks to {total:,} bytes, more than"
+        if total is not None
+        else "unpacks to more than"
+    )
     return (
-        f"the zip {what}, more than the limit of {max_bytes:,} bytes "
-        "([zips] max_uncompressed_bytes); refused. Split the frames over several zips"
+        f"the zip {what} the limit of {max_bytes:,} bytes ([zips] max_uncompressed_bytes); "
+        "refused. Split the frames over several zips"
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import struct
+import warnings
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -71,7 +72,8 @@ def write_zip(
     compression: int = zipfile.ZIP_DEFLATED,
 ) -> None:
     """Write ``members`` (name and bytes, or a ZipInfo with bytes) into the zip ``path``."""
-    with zipfile.ZipFile(path, "w", compression) as archive:
+    with zipfile.ZipFile(path, "w", compression) as archive, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "Duplicate name": some cases want one
         for member in members:
             entry, data = member if isinstance(member, tuple) else (member, b"")
             archive.writestr(entry, data)
@@ -459,6 +461,19 @@ def daemon_cases() -> list[ZipCase]:
                 "the zip has no selected_frames.csv",
                 "img00000145.png does not decode",
             ),
+        ),
+        ZipCase(
+            "backslash_folder",
+            members_case(lambda: seed_members("subject023_session0\\")),
+            "complete",
+            bundle=seed,
+            selected=SEED_SELECTED,
+        ),
+        ZipCase(
+            "duplicate_entry",
+            members_case(lambda: [*seed_members(), ("img00000143.png", png(9))]),
+            "failed",
+            message=("img00000143.png is in the zip 2 times; expected it once",),
         ),
         ZipCase(
             "empty_zip",

@@ -27,7 +27,9 @@ Q90_TO_SD = 1.2816
 SEVERITY_CAP = 5.0
 """A flag weighs at most this many flags, so one wild keypoint cannot outvote all others."""
 POOL_PER_FRAME = 3
-"""Candidates considered per frame wanted when spreading the choice over poses."""
+"""Candidates considered per frame wanted when spreading the choice over poses, at least."""
+MAX_POOL = 4000
+"""Candidates considered at most (every flagged frame up to this), to bound the work."""
 SAME_POSE_SHARE = 0.1
 """Poses closer than this share of how much poses vary count as one pose when choosing."""
 
@@ -49,15 +51,12 @@ def jump_and_return(xy: FloatArray) -> FloatArray:
 
     A one-frame glitch at t scores its full size at t and half at t-1 and t+1, while steady
     motion, however fast, scores about 0: unlike the temporal norm, it points at the glitch
-    frame and not at every frame of a fast movement. At the ends, and beside a missing
-    keypoint, the one neighbour present stands in for the midpoint.
+    frame and not at every frame of a fast movement. NaN where a neighbour is missing (and
+    at the first and last frame): there is no midpoint to compare with.
     """
-    before = np.concatenate([xy[:1] * np.nan, xy[:-1]])
-    after = np.concatenate([xy[1:], xy[:1] * np.nan])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # both neighbours missing: NaN
-        midpoint = np.nanmean(np.stack([before, after]), axis=0)
-    return np.linalg.norm(xy - midpoint, axis=-1)
+    before = np.concatenate([np.full_like(xy[:1], np.nan), xy[:-1]])
+    after = np.concatenate([xy[1:], np.full_like(xy[:1], np.nan)])
+    return np.linalg.norm(xy - (before + after) / 2, axis=-1)
 
 
 def ensemble_spread(members_xy: FloatArray) -> FloatArray:
@@ -88,9 +87,7 @@ def confident_rows(
     return present & np.all(likelihood >= threshold, axis=1)
 
 
-def pca_basis(
-    poses: FloatArray, explained: float
-) -> tuple[FloatArray, FloatArray] | None:
+def pca_basis(poses: FloatArray, explained: float) -> tuple[FloatArray, FloatArray] | None:
     """Mean and principal axes keeping ``explained`` of the pose variance.
 
     Always leaves at least one axis out, so that an error remains to be measured.
@@ -353,8 +350,8 @@ def choose_hard_frames(
 
     1. Candidates strongest first, at most one per ``spacing`` frames: one glitch lights up
        a few neighbouring frames, and only its strongest is kept.
-    2. Of the strongest ``POOL_PER_FRAME * n`` of them, a greedy pick by score that discounts
-       poses close to those already picked (``diverse_by_pose``).
+    2. Of all flagged ones (at least ``POOL_PER_FRAME * n``), a greedy pick by score that
+       discounts poses close to those already picked (``diverse_by_pose``).
     3. Top up from the next most suspicious frames, first keeping the spacing, then not, so
        exactly ``min(n, frames available)`` come back.
 
@@ -376,7 +373,8 @@ def choose_hard_frames(
         return []
     # Stable sort: equal scores go in frame order, so the same input gives the same frames.
     order = [int(f) for f in candidates[np.argsort(-scores[candidates], kind="stable")]]
-    pool = spaced_peaks(order, spacing, POOL_PER_FRAME * n)
+    flagged = int(np.sum(scores[candidates] >= 1.0))
+    pool = spaced_peaks(order, spacing, min(max(POOL_PER_FRAME * n, flagged), MAX_POOL))
     same_pose = SAME_POSE_SHARE * pose_scale(poses[candidates])
     chosen = diverse_by_pose(pool, scores, poses, n, same_pose)
     chosen = spaced_peaks([*chosen, *order], spacing, n)

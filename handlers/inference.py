@@ -235,8 +235,10 @@ def load_drop(files: Sequence[Path], options: InferenceOptions) -> ModelOutput:
     if not drop.predictions:
         names = ", ".join(path.name for path in expand_folders(files)) or "nothing"
         raise InputError(
-            [f"expected predictions {options.stem}.csv (or {options.stem}.rng0.csv ... for an "
-             f"ensemble) in the drop, but got {names}"]
+            [
+                f"expected predictions {options.stem}.csv (or {options.stem}.rng0.csv ... for an "
+                f"ensemble) in the drop, but got {names}"
+            ]
         )
     members = [collect(problems, load_predictions, path) for path in drop.predictions]
     loaded = [member for member in members if member is not None]

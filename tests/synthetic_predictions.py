@@ -76,7 +76,7 @@ def make_predictions(
     occluded = rng.random((frames, 8)) < 0.01
     likelihood[occluded] = rng.uniform(0.6, 0.95, int(occluded.sum()))
     count = errors_per_kind * len(ERROR_KINDS)
-    slots = rng.choice(np.arange(20, frames // 20 - 1), size=count, replace=False) * 20
+    slots = rng.choice(np.arange(1, frames // 20 - 1), size=count, replace=False) * 20
     slots += rng.integers(-4, 5, size=count)
     kinds = np.repeat(ERROR_KINDS, errors_per_kind)
     errors = {int(frame): str(kind) for frame, kind in zip(slots, kinds, strict=True)}

@@ -1,0 +1,268 @@
+"""The numerical core of the inference handler, on synthetic input with known answers.
+
+The last test is the measure the issue asks for: on predictions with errors injected at known
+frames, the share recovered at N = 10 and 50 by our choice and by the Lightning Pose app's,
+reimplemented here as the issue describes it. Run it with ``-s`` to see the figures.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.cluster import KMeans
+
+from handlers import hardness
+from tests.synthetic_predictions import ERROR_KINDS, SyntheticPredictions, make_predictions
+
+
+def straight_line(frames: int = 50, keypoints: int = 3, speed: float = 2.0) -> np.ndarray:
+    """Keypoints moving right at ``speed`` px a frame, each 10 px below the previous one."""
+    t = np.arange(frames, dtype=float)[:, None]
+    x = np.repeat(t * speed, keypoints, axis=1)
+    y = np.tile(np.arange(keypoints) * 10.0, (frames, 1))
+    return np.stack([x, y], axis=-1)
+
+
+def test_temporal_norm_of_straight_motion_is_the_speed() -> None:
+    """Straight-line motion at 2 px a frame has a temporal norm of 2 after the first frame."""
+    norm = hardness.temporal_norm(straight_line(speed=2.0))
+    assert [0.0, 0.0, 0.0] == norm[0].tolist()
+    np.testing.assert_allclose(norm[1:], 2.0)
+
+
+def test_jump_and_return_is_zero_for_steady_motion_and_peaks_at_a_glitch() -> None:
+    """Steady motion scores 0; a 30 px one-frame glitch scores 30 there and 15 beside it."""
+    xy = straight_line(speed=5.0)
+    np.testing.assert_allclose(hardness.jump_and_return(xy)[1:-1], 0.0, atol=1e-9)
+    xy[20, 1, 1] += 30.0
+    jump = hardness.jump_and_return(xy)
+    assert [15.0, 30.0, 15.0] == jump[19:22, 1].round(6).tolist()
+    assert 0.0 == float(jump[20, 0])
+
+
+def test_jump_and_return_is_unknown_beside_a_missing_keypoint_and_at_the_ends() -> None:
+    """Without both neighbours there is no midpoint: NaN, which never raises a flag."""
+    xy = straight_line(speed=1.0)
+    xy[10, 0] = np.nan
+    jump = hardness.jump_and_return(xy)
+    assert [True, True, True, False] == np.isnan(jump[[9, 10, 11, 12], 0]).tolist()
+    assert np.isnan(jump[[0, -1]]).all()
+
+
+def test_ensemble_spread_is_the_rms_distance_from_the_mean() -> None:
+    """Two members 1 px left and right of each other's mean spread by 1 px."""
+    base = straight_line(frames=5)
+    shift = np.array([1.0, 0.0])
+    members = np.stack([base + shift, base - shift])
+    np.testing.assert_allclose(hardness.ensemble_spread(members), 1.0)
+
+
+def test_pca_error_is_zero_on_the_pose_space_and_large_off_it() -> None:
+    """Poses that only translate reconstruct exactly; one deformed pose does not."""
+    rng = np.random.default_rng(0)
+    shape = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 20.0]])
+    xy = shape[None] + rng.uniform(0, 100, (200, 1, 2))
+    xy[50, 2] += [15.0, -15.0]
+    likelihood = np.ones((200, 3))
+    error = hardness.pca_reconstruction_error(xy, likelihood, 0.9, 0.99)
+    assert error is not None
+    assert 50 == int(np.argmax(error.max(axis=1)))
+    assert float(error[50].max()) > 10.0
+    assert float(np.median(error)) < 0.5
+
+
+def test_pca_error_projects_a_pose_with_a_missing_keypoint_from_the_rest() -> None:
+    """A missing keypoint gets NaN; the keypoints present in that frame still get an error."""
+    rng = np.random.default_rng(1)
+    shape = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 20.0]])
+    xy = shape[None] + rng.uniform(0, 100, (100, 1, 2))
+    xy[7, 1] = np.nan
+    error = hardness.pca_reconstruction_error(xy, np.ones((100, 3)), 0.9, 0.99)
+    assert error is not None
+    assert np.isnan(error[7, 1])
+    assert np.isfinite(error[7, [0, 2]]).all()
+
+
+def test_robust_z_scores_constant_columns_zero() -> None:
+    """A constant column (a keypoint the model never moves) is never an outlier."""
+    values = np.full((100, 2), 4.0)
+    values[:, 1] = np.arange(100)
+    assert 0.0 == float(np.abs(hardness.robust_z(values)[:, 0]).max())
+
+
+def test_robust_z_finds_outliers_in_a_mostly_still_column() -> None:
+    """With most values tied at 0 (MAD 0), the spread comes from the upper tail, not infinity."""
+    rng = np.random.default_rng(2)
+    values = np.zeros((1000, 1))
+    values[600:, 0] = rng.uniform(0, 2, 400)
+    values[900, 0] = 60.0
+    z = hardness.robust_z(values)
+    assert 900 == int(np.argmax(z))
+    assert float(z[900, 0]) > 10
+
+
+@pytest.mark.parametrize(
+    ("likelihood", "expected"),
+    [(0.95, 0.0), (1.7, 0.0), (0.45, 2.0), (0.0, hardness.SEVERITY_CAP)],
+    ids=["confident", "score-above-1", "half-threshold", "zero"],
+)
+def test_likelihood_severity(likelihood: float, expected: float) -> None:
+    """Below the threshold a flag weighs threshold / likelihood (capped); above 1 is fine."""
+    severity = hardness.likelihood_severity(np.array([[likelihood]]), 0.9)
+    assert expected == pytest.approx(float(severity[0, 0]))
+
+
+def test_frame_scores_put_every_flagged_frame_above_every_unflagged_one() -> None:
+    """Flagged frames score >= 1 and unflagged frames < 1, so top-ups follow the flags."""
+    rng = np.random.default_rng(3)
+    signal = rng.normal(10, 1, (300, 2))
+    signal[[40, 41, 200], 0] = 40.0
+    scores, weights = hardness.frame_scores({"jump": signal}, np.ones((300, 2)), 0.9, 3.0)
+    flagged = set(np.flatnonzero(scores >= 1).tolist())
+    assert {40, 41, 200} <= flagged
+    assert 1.0 > float(np.delete(scores, sorted(flagged)).max())
+    assert ["jump at a"] == hardness.describe_flags(200, weights, ["a", "b"])
+
+
+def choose(
+    scores: np.ndarray, n: int, window: tuple[int, int] | None = None, **kw: object
+) -> list[int]:
+    """Choose with poses that differ frame by frame, so only scores and spacing decide."""
+    poses = np.arange(scores.size, dtype=float)[:, None] * np.ones((1, 4))
+    window = window or (0, scores.size)
+    return hardness.choose_hard_frames(scores, poses, n, window, **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("flagged", "n", "window", "exclude"),
+    [
+        ([], 10, (0, 500), ()),
+        ([100, 300], 10, (0, 500), ()),
+        (list(range(0, 500, 7)), 10, (0, 500), ()),
+        (list(range(0, 500, 7)), 10, (200, 260), ()),
+        ([100], 27, (90, 120), {95, 100, 101}),
+        ([], 60, (0, 60), ()),
+    ],
+    ids=[
+        "nothing-flagged",
+        "few-flagged",
+        "many-flagged",
+        "narrow-range",
+        "excluded",
+        "range-exact",
+    ],
+)
+def test_choice_returns_exactly_n_distinct_frames_inside_the_window(
+    flagged: list[int], n: int, window: tuple[int, int], exclude: set[int]
+) -> None:
+    """Exactly N distinct frames come back, all in the window and none already labeled."""
+    scores = np.linspace(0.5, 0.1, 500)
+    scores[flagged] = 5.0
+    chosen = choose(scores, n, window, exclude=exclude)
+    assert n == len(set(chosen))
+    assert all(window[0] <= f < window[1] and f not in exclude for f in chosen)
+
+
+def test_choice_takes_the_strongest_flag_once_not_its_neighbours() -> None:
+    """A glitch that lights up frames 100-104 gives one frame; the others go to other moments."""
+    scores = np.full(1000, 0.1)
+    scores[100:105] = [8.0, 9.0, 10.0, 9.0, 8.0]
+    scores[[400, 700]] = 3.0
+    assert [102, 400, 700] == choose(scores, 3)
+
+
+def test_choice_discounts_a_pose_it_already_has() -> None:
+    """Of ten equally hard frames in one resting pose, one is taken; the next is a new pose."""
+    scores = np.full(1000, 0.1)
+    resting = list(range(100, 1000, 100))
+    scores[resting] = 10.0
+    scores[50] = 6.0
+    poses = np.zeros((1000, 4))
+    poses[:, 0] = np.arange(1000) / 10.0
+    poses[resting] = 500.0
+    chosen = hardness.choose_hard_frames(scores, poses, 2, (0, 1000))
+    assert 50 in chosen
+    assert 1 == len(set(chosen) & set(resting))
+
+
+def test_choice_is_the_same_for_the_same_input() -> None:
+    """Same predictions, same frames."""
+    data = make_predictions(frames=1500, errors_per_kind=5, seed=4)
+    first = ours(data, 20)
+    assert first == ours(data, 20)
+
+
+# ----- the measure: recovery of injected errors, ours against the Lightning Pose app's ------------
+
+
+def ours(data: SyntheticPredictions, n: int, likelihood_threshold: float = 0.9) -> list[int]:
+    """Our choice with the config's defaults, as the handler makes it."""
+    signals = hardness.model_signals(data.xy, data.likelihood, likelihood_threshold, 0.99)
+    scores, _ = hardness.frame_scores(signals, data.likelihood, likelihood_threshold, 3.0)
+    window = (2, data.xy.shape[0] - 2)
+    return hardness.choose_hard_frames(scores, hardness.pose_features(data.xy), n, window)
+
+
+def lightning_pose_app(
+    data: SyntheticPredictions, n: int, likelihood_threshold: float = 0.0, z: float = 3.0
+) -> list[int]:
+    """The known approach, as the issue describes the Lightning Pose app's.
+
+    Per keypoint, flag likelihood below the threshold (0 by default) and |z| > 3 of each
+    metric (temporal norm and pose-PCA error, as if the model had written those files); keep
+    frames above the median keypoint motion; score = number of flags; keep the 10 x N
+    highest with a score above 0; k-means on their keypoint coordinates; take the
+    highest-scoring frame of each cluster.
+    """
+    xy, likelihood = data.xy, data.likelihood
+    signals = hardness.model_signals(xy, likelihood, 0.9, 0.99)
+    metrics = [signals["temporal_norm"], signals["pca_singleview"]]
+    kept = xy.copy()
+    kept[likelihood < likelihood_threshold] = np.nan
+    steps = np.nanmean(np.linalg.norm(np.diff(kept, axis=0), axis=2), axis=1)
+    motion = np.concatenate([[0.0], steps])
+    moving = np.flatnonzero(motion > np.percentile(motion, 50))
+    flags = (likelihood[moving] < likelihood_threshold).sum(axis=1).astype(float)
+    for metric in metrics:
+        values = metric[moving]
+        flags += (np.abs((values - values.mean(axis=0)) / values.std(axis=0)) > z).sum(axis=1)
+    top = np.argsort(-flags, kind="stable")[: 10 * n]
+    top = top[flags[top] > 0]
+    frames, scores = moving[top], flags[top]
+    if frames.size == 0:
+        return []
+    labels = KMeans(n_clusters=min(n, frames.size), n_init=10, random_state=0).fit_predict(
+        xy[frames].reshape(frames.size, -1)
+    )
+    return sorted(int(frames[labels == c][np.argmax(scores[labels == c])]) for c in set(labels))
+
+
+def recovered(data: SyntheticPredictions, chosen: list[int]) -> int:
+    return sum(1 for frame in chosen if frame in data.errors)
+
+
+def test_ours_recovers_at_least_as_many_injected_errors_as_the_lightning_pose_app() -> None:
+    """At N = 10 and 50, our choice finds at least as many injected errors as the app's."""
+    datasets = [make_predictions(frames=3000, errors_per_kind=10, seed=seed) for seed in (0, 1)]
+    injected = sum(len(data.errors) for data in datasets)
+    print(
+        f"\ninjected: {injected} single-frame errors ({', '.join(ERROR_KINDS)}) in 2 x 3000 frames"
+    )
+    print("share = recovered / injected (at most 2N / injected); hit rate = recovered / returned")
+    print(f"{'N':>4} {'method':<34} {'returned':>8} {'recovered':>9} {'share':>6} {'hit rate':>8}")
+    for n in (10, 50):
+        rows = {
+            "ours (likelihood threshold 0.9)": [ours(d, n) for d in datasets],
+            "LP app (its default threshold 0)": [lightning_pose_app(d, n) for d in datasets],
+            "LP app (threshold 0.9)": [lightning_pose_app(d, n, 0.9) for d in datasets],
+        }
+        found = {}
+        for name, choices in rows.items():
+            found[name] = sum(recovered(d, c) for d, c in zip(datasets, choices, strict=True))
+            returned = sum(len(c) for c in choices)
+            share, hits = found[name] / injected, found[name] / max(returned, 1)
+            print(f"{n:>4} {name:<34} {returned:>8} {found[name]:>9} {share:>6.0%} {hits:>8.0%}")
+        assert all(len(c) == n for c in rows["ours (likelihood threshold 0.9)"])
+        assert found["ours (likelihood threshold 0.9)"] >= max(
+            found["LP app (its default threshold 0)"], found["LP app (threshold 0.9)"]
+        )

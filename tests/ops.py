@@ -32,11 +32,11 @@ def drop(source: Path, inbox: Path) -> Path:
     return target
 
 
-def events(fw: Framewatch, name: str, **match: Any) -> list[dict[str, Any]]:
-    """The daemon's log events called ``name`` whose fields include ``match``."""
+def events(fw: Framewatch, event: str, **match: Any) -> list[dict[str, Any]]:
+    """The daemon's log events called ``event`` whose fields include ``match``."""
     return [
-        event for event in fw.log_events()
-        if event.get("event") == name and all(event.get(k) == v for k, v in match.items())
+        line for line in fw.log_events()
+        if line.get("event") == event and all(line.get(k) == v for k, v in match.items())
     ]
 
 

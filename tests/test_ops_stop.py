@@ -1,0 +1,142 @@
+"""Stopping and crashing: SIGTERM/SIGINT put work back; kill -9 at any moment loses nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.harness import Framewatch
+from tests.ops import bundle_selected, drop, events, half_bundles, make_video
+
+LONG_FRAMES = 3000  # about 5 s of extraction here: long enough to be caught in the middle
+FAST = "\n[extract]\nframes_per_video = 6\ncontext_frames = 1\n"
+
+
+def wait_mid_extraction(fw: Framewatch, name: str) -> None:
+    """Wait until a worker has been on ``name`` for a moment (its handler reported progress)."""
+
+    def working() -> bool:
+        status = fw.status("videos", name) or {}
+        return status.get("state") == "processing" and status.get("message") != "Started."
+
+    fw.wait_for(working, 90, f"{name} in the middle of its extraction")
+    time.sleep(0.5)
+    assert "processing" == (fw.status("videos", name) or {}).get("state"), "extraction ended too soon"
+
+
+def claimed_items(fw: Framewatch) -> list[Path]:
+    return sorted((fw.root / "work" / "claims").glob("*/videos/*"))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_stop_signal_puts_unfinished_work_back(fw: Framewatch, sig: int) -> None:
+    """A stop signal mid-extraction: past the grace period the video goes back to the inbox; exit 0."""
+    fw.stop_grace_s = 0.5
+    fw.settle_s = 0.3
+    fw.extra_config = FAST
+    fw.write_config()
+    fw.start()
+    drop(make_video(fw.root / "src", "long", LONG_FRAMES), fw.inbox("videos"))
+    wait_mid_extraction(fw, "long")
+    code = fw.stop(sig)
+    status = fw.status("videos", "long") or {}
+    assert 0 == code
+    assert ["long.mp4"] == sorted(path.name for path in fw.inbox("videos").iterdir())
+    assert ("queued", "The daemon stopped before this finished; it will be redone.") == (
+        status.get("state"), status.get("message"))
+    assert [] == claimed_items(fw)
+    assert False is fw.bundle("long").exists()
+    assert 1 == len(events(fw, "put back", name="long"))
+
+
+def test_grace_period_lets_an_item_finish(fw: Framewatch) -> None:
+    """Items in flight when SIGTERM comes may finish within stop_grace_s, and are then complete."""
+    fw.stop_grace_s = 60
+    fw.settle_s = 0.3
+    fw.extra_config = FAST
+    fw.write_config()
+    fw.start()
+    drop(make_video(fw.root / "src", "long", LONG_FRAMES), fw.inbox("videos"))
+    wait_mid_extraction(fw, "long")
+    code = fw.stop(signal.SIGTERM)
+    assert (0, "complete") == (code, (fw.status("videos", "long") or {}).get("state"))
+    assert 6 == len(bundle_selected(fw, "long"))
+    assert [] == sorted(fw.inbox("videos").iterdir())
+
+
+def test_kill_9_mid_extraction_twice_then_every_item_done_once(fw: Framewatch) -> None:
+    """kill -9 in the middle of extractions, twice: no half bundle shows, and each item ends done once."""
+    fw.settle_s = 0.3
+    fw.extra_config = FAST
+    fw.write_config()
+    names = ["alpha", "beta", "gamma"]
+    for name in names:
+        make_video(fw.root / "src", name, LONG_FRAMES)
+    fw.start()
+    for name in names:
+        drop(fw.root / "src" / f"{name}.mp4", fw.inbox("videos"))
+    seen_half: list[list[str]] = []
+    for _ in range(2):
+        wait_mid_extraction(fw, "alpha" if not fw.bundle("alpha").exists() else "gamma")
+        fw.kill()
+        seen_half.append(half_bundles(fw))
+        fw.start()
+    for name in names:
+        fw.wait_state("videos", name, timeout=180)
+    code = fw.stop()
+    project_videos = sorted(path.name for path in (fw.project / "videos").iterdir())
+    assert [[], []] == seen_half
+    assert 0 == code
+    assert {name: "complete" for name in names} == {n: fw.status("videos", n)["state"] for n in names}
+    assert {name: 6 for name in names} == {name: len(bundle_selected(fw, name)) for name in names}
+    assert [] == sorted(p.name for n in names for p in fw.bundle(n).glob("selected_frames.*.csv"))
+    assert ["alpha.mp4", "beta.mp4", "gamma.mp4"] == project_videos
+    assert [] == half_bundles(fw)
+    assert [] == claimed_items(fw)
+    assert 2 <= len(events(fw, "adopted"))
+
+
+def orphan_with_saved_result(fw: Framewatch, name: str, published: bool) -> Path:
+    """What kill -9 leaves when it lands in publish: a dead daemon's claimed item whose handler
+    returned (result.json saved), with its bundle still staged or already moved into place.
+    """
+    from daemon.worker import Job, run_job
+    from handlers.video import VideoOptions
+
+    item = fw.root / "work" / "claims" / f"{socket.gethostname()}.999999" / "videos" / f"{name}.mp4"
+    (item / "input").mkdir(parents=True)
+    (item.parent.parent / "owner.json").write_text(
+        json.dumps({"host": socket.gethostname(), "pid": 999999, "started": "0"}))
+    video = make_video(item / "input", name, 120)
+    origin = fw.inbox("videos") / video.name
+    (item / "item.json").write_text(json.dumps({"kind": "videos", "name": name, "origins": [str(origin)]}))
+    options = VideoOptions(frames_per_video=6, frame_range=(0.0, 1.0), context_frames=1)
+    job = Job(kind="videos", name=name, handler="handlers.video:handle_video", files=(video,),
+              options=options, folder=item, progress_file=item / "progress.json")
+    outcome = run_job(job)
+    saved = {**outcome.result.__dict__, "staging": outcome.staging.name}
+    (item / "result.json").write_text(json.dumps(saved, default=str))
+    if published:
+        (fw.project / "labeled-data").mkdir(parents=True, exist_ok=True)
+        os.rename(outcome.staging, fw.bundle(name))
+    return item
+
+
+@pytest.mark.parametrize("published", [False, True], ids=["before-publish", "after-publish"])
+def test_kill_9_during_publish_is_finished_from_saved_result(fw: Framewatch, published: bool) -> None:
+    """A claimed item whose handler had returned is published on the next start without running it again."""
+    orphan_with_saved_result(fw, "saved", published)
+    fw.start()
+    status = fw.wait_state("videos", "saved", timeout=60)
+    assert "complete" == status["state"], status
+    assert 6 == len(bundle_selected(fw, "saved"))
+    assert (1, 0) == (len(events(fw, "publishing saved result")), len(events(fw, "started")))
+    assert ["saved.mp4"] == sorted(path.name for path in (fw.project / "videos").iterdir())
+    assert [] == claimed_items(fw)
+    assert 0 == fw.stop()

@@ -20,6 +20,7 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -122,39 +123,17 @@ def unpack_bundle(
     """Steps 2 to 4 of the module docstring on an open zip."""
     infos = archive.infolist()
     entries = [checks.entry_from_info(info, position) for position, info in enumerate(infos)]
-    limits = options.limits()
-    refusals = (
-        checks.unsafe_path_problems(entries)
-        + checks.link_problems(entries)
-        + checks.declared_limit_problems(
-            entries, archive_bytes, limits.max_bytes, limits.max_files, limits.max_ratio
-        )
-    )
-    usable = [e for e in entries if not (e.is_symlink or is_unsafe(e)) and not checks.is_ignored(e)]
-    layout = checks.lay_out(usable)
-    problems = (
-        refusals
-        + checks.encryption_problems(usable)
-        + checks.duplicate_problems(usable)
-        + layout.problems
-    )
+    refusals, problems, layout = check_table(entries, archive_bytes, options.limits())
     if refusals:
-        raise InputError(shown(problems))
+        raise InputError(shown(refusals + problems))
+    budget = ByteBudget(options.limits(), archive_bytes)
     try:
-        unpacked = unpack_entries(
-            archive, infos, layout, ByteBudget(limits, archive_bytes), staging, progress
-        )
+        unpacked = unpack_entries(archive, infos, layout, budget, staging, progress)
     except ZipLimitError as exc:
         raise InputError(shown([*problems, str(exc)])) from None
-    problems += unpacked.problems + checks.size_problems(unpacked.sizes)
-    problems += clash_problems(unpacked.frames, staging, options.existing_bundle)
-    selected: list[int] = []
-    if unpacked.csv is not None:
-        text, csv_problems = checks.decode_csv(unpacked.csv)
-        selected, line_problems = checks.read_selected_frames(text, layout.frames)
-        problems += csv_problems or line_problems
-    if problems:
-        raise InputError(shown(problems))
+    selected, content_problems = check_contents(unpacked, layout, staging, options.existing_bundle)
+    if problems or content_problems:
+        raise InputError(shown(problems + content_problems))
     written = [frame_filename(index) for index in unpacked.frames]
     written.append(write_selected_csv(staging, selected))
     progress(1.0, "frames checked and unpacked")
@@ -162,15 +141,54 @@ def unpack_bundle(
         selected=selected,
         files=written,
         warnings=checks.missing_context(selected, layout.frames, options.context_frames),
-        report={
-            "method": METHOD,
-            "frames": len(unpacked.frames),
-            "frame_size": list(next(iter(unpacked.sizes.values()), (0, 0))),
-            "folder": layout.folder + "/" if layout.folder else "(top of the zip)",
-            "ignored": sum(1 for e in entries if checks.is_ignored(e) and not e.is_dir),
-            "parameters": options.model_dump(mode="json", exclude={"existing_bundle"}),
-        },
+        report=bundle_report(entries, layout, unpacked, options),
     )
+
+
+def check_table(
+    entries: list[checks.Entry], archive_bytes: int, limits: Limits
+) -> tuple[list[str], list[str], checks.Layout]:
+    """Step 2: what refuses the zip before anything is unpacked, the other problems, the layout."""
+    refusals = (
+        checks.unsafe_path_problems(entries)
+        + checks.link_problems(entries)
+        + checks.declared_limit_problems(
+            entries, archive_bytes, limits.max_bytes, limits.max_files, limits.max_ratio
+        )
+    )
+    usable = [e for e in entries if not (e.is_symlink or is_unsafe(e) or checks.is_ignored(e))]
+    layout = checks.lay_out(usable)
+    problems = (
+        checks.encryption_problems(usable) + checks.duplicate_problems(usable) + layout.problems
+    )
+    return refusals, problems, layout
+
+
+def check_contents(
+    unpacked: Unpacked, layout: checks.Layout, staging: Path, existing: Path
+) -> tuple[list[int], list[str]]:
+    """Step 4: the frames listed in the CSV, and every problem with what was unpacked."""
+    problems = unpacked.problems + checks.size_problems(unpacked.sizes)
+    problems += clash_problems(unpacked.frames, staging, existing)
+    if unpacked.csv is None:
+        return [], problems
+    text, decode_problems = checks.decode_csv(unpacked.csv)
+    selected, line_problems = checks.read_selected_frames(text, layout.frames)
+    return selected, problems + (decode_problems or line_problems)
+
+
+def bundle_report(
+    entries: list[checks.Entry], layout: checks.Layout, unpacked: Unpacked, options: ZipOptions
+) -> dict[str, Any]:
+    """What the status records about how the bundle was made."""
+    return {
+        "method": METHOD,
+        "frames": len(unpacked.frames),
+        "frame_size": list(next(iter(unpacked.sizes.values()), (0, 0))),
+        "folder": layout.folder + "/" if layout.folder else "(top of the zip)",
+        "ignored": sum(1 for e in entries if checks.is_ignored(e) and not e.is_dir),
+        "parameters": options.model_dump(mode="json", exclude={"existing_bundle"}),
+    }
 
 
 def is_unsafe(entry: checks.Entry) -> bool:

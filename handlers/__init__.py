@@ -14,4 +14,7 @@ Modules:
     selection  -- choosing frames: pure functions over arrays of per-frame features.
     bundle     -- the bundle's files: PNG names, selected_frames.csv.
     video      -- the video handler: scan, choose, export.
+    zips       -- the zip handler: a lab's own frames zip, checked in full and unpacked.
+    zip_checks -- pure checks of a zip's table of contents, selected_frames.csv, context.
+    zip_unpack -- unpacking an untrusted zip: real bytes counted against limits, PNGs decoded.
 """

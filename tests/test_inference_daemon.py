@@ -1,0 +1,169 @@
+"""Model-output drops through a real daemon: ``framewatch run`` and ``framewatch once``."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from tests.harness import Framewatch, shared_file
+from tests.media import read_barcode, write_barcode_video
+from tests.synthetic_predictions import make_predictions, write_csv
+
+
+def decoded_frames(video: Path, wanted: set[int]) -> dict[int, np.ndarray]:
+    """The wanted frames of ``video``, decoded in order from the start (the reference)."""
+    found = {}
+    capture = cv2.VideoCapture(str(video))
+    index = 0
+    while index <= max(wanted):
+        ok, frame = capture.read()
+        assert ok, f"{video.name} ended at frame {index}"
+        if index in wanted:
+            found[index] = frame
+        index += 1
+    capture.release()
+    return found
+
+
+def assert_bundle_exact(bundle: Path, video: Path, frames_selected: int) -> list[int]:
+    """Every PNG equals its frame decoded in order; the CSVs list the selected frames."""
+    pngs = {int(p.stem[3:]): p for p in bundle.glob("img*.png")}
+    reference = decoded_frames(video, set(pngs))
+    mismatched = [
+        i for i, p in pngs.items() if not np.array_equal(reference[i], cv2.imread(str(p)))
+    ]
+    assert [] == mismatched
+    selected = [int(line[3:11]) for line in (bundle / "selected_frames.csv").read_text().split()]
+    assert frames_selected == len(set(selected))
+    assert set(selected) <= set(pngs)
+    with (bundle / "predictions.csv").open(newline="") as handle:
+        index = [row[0] for row in csv.reader(handle)][3:]
+    assert [f"labeled-data/{bundle.name}/img{f:08d}.png" for f in selected] == index
+    return selected
+
+
+def test_fly_pair_drop_through_a_running_daemon(fw: Framewatch) -> None:
+    """The real fly-pair clip and its predictions (scores above 1, missing keypoints) complete."""
+    video, predictions = shared_file("fly-pair/clip.mp4"), shared_file("fly-pair/clip.csv")
+    fw.start()
+    staging = fw.root / "copying"
+    staging.mkdir()
+    for source in (video, predictions):
+        shutil.copy(source, staging / source.name)
+    for source in (video, predictions):
+        (staging / source.name).rename(fw.inbox("inference") / source.name)
+    status = fw.wait_state("inference", "clip", timeout=180)
+    assert "complete" == status["state"], status
+    assert_bundle_exact(fw.bundle("clip"), video, 20)
+    assert (fw.project / "videos" / "clip.mp4").is_file()
+    assert (fw.root / "archive" / "inference" / "clip.csv").is_file()
+    assert ["clip.csv"] == status["report"]["predictions"]
+    assert 0 == fw.stop()
+
+
+def test_ensemble_folder_drop_through_framewatch_once(fw: Framewatch) -> None:
+    """The real five-model ensemble, dropped as a folder with a sidecar, completes in one pass."""
+    source = shared_file("mirror-mouse-ensemble/180607_004.mp4").parent
+    drop = fw.inbox("inference") / "180607_004"
+    shutil.copytree(source, drop)
+    (drop / "180607_004.json").write_text(json.dumps({"frames_per_video": 12}))
+    result = fw.once()
+    assert 0 == result.returncode, result.stdout[-3000:]
+    status = fw.status("inference", "180607_004")
+    assert status is not None
+    assert "complete" == status["state"], status
+    assert 5 == len(status["report"]["predictions"])
+    assert "ensemble_spread" in status["report"]["signals"]["computed"]
+    archived = fw.root / "archive" / "inference" / "180607_004"
+    assert_bundle_exact(fw.bundle("180607_004"), archived / "180607_004.mp4", 12)
+
+
+def synthetic_drop(
+    folder: Path, stem: str, frames: int = 200, video_frames: int | None = None
+) -> None:
+    """Predictions for ``stem`` (with a few errors) and, unless 0, a barcode video."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data = make_predictions(frames=frames, errors_per_kind=1, seed=9)
+    write_csv(folder / f"{stem}.csv", data.xy, data.likelihood)
+    if video_frames != 0:
+        write_barcode_video(folder / stem, video_frames or frames)
+
+
+def test_bad_drops_fail_with_a_message_and_their_files_kept(fw: Framewatch) -> None:
+    """Each bad drop ends failed, saying what to fix, with its files in failed/inference/."""
+    inbox = fw.inbox("inference")
+    synthetic_drop(inbox, "good")
+    synthetic_drop(inbox, "noheader")
+    lines = (inbox / "noheader.csv").read_text().splitlines()
+    (inbox / "noheader.csv").write_text("\n".join(lines[3:]) + "\n")
+    synthetic_drop(inbox, "short", video_frames=150)
+    synthetic_drop(inbox, "novideo", video_frames=0)
+    synthetic_drop(inbox / "ensemble", "ensemble")
+    data = make_predictions(frames=200, errors_per_kind=0, seed=1)
+    (inbox / "ensemble" / "ensemble.csv").rename(inbox / "ensemble" / "ensemble.rng0.csv")
+    write_csv(inbox / "ensemble" / "ensemble.rng1.csv", data.xy[:, :6], data.likelihood[:, :6])
+    synthetic_drop(inbox, "sidecar")
+    (inbox / "sidecar.json").write_text(json.dumps({"frames_per_video": 5, "bogus": 1}))
+    result = fw.once()
+    assert 1 == result.returncode
+    expected = {
+        "good": ("complete", "Proceed to the next tab"),
+        "noheader": ("failed", "expected three header rows"),
+        "short": ("failed", "has 200 rows (frames), but the video short.mp4 has 150 frames"),
+        "novideo": ("failed", str(fw.project / "videos")),
+        "ensemble": ("failed", "disagree on keypoints"),
+        "sidecar": ("failed", "sidecar key 'bogus' is not an option here"),
+    }
+    actual = {}
+    for name, (_, phrase) in expected.items():
+        status = fw.status("inference", name) or {}
+        actual[name] = (
+            status.get("state"),
+            phrase if phrase in status.get("message", "") else status,
+        )
+    assert expected == actual
+    failed = fw.failed("inference")
+    kept = sorted(p.relative_to(failed).as_posix() for p in failed.rglob("*") if p.is_file())
+    assert [
+        "ensemble/ensemble.mp4",
+        "ensemble/ensemble.rng0.csv",
+        "ensemble/ensemble.rng1.csv",
+        "noheader.csv",
+        "noheader.mp4",
+        "novideo.csv",
+        "short.csv",
+        "short.mp4",
+        "sidecar.csv",
+        "sidecar.json",
+        "sidecar.mp4",
+    ] == kept
+    assert [] == sorted(p.name for p in inbox.iterdir())
+
+
+def test_predictions_for_a_video_dropped_earlier(fw: Framewatch) -> None:
+    """Predictions alone find the project's video, skip frames labeled before, keep old CSVs."""
+    fw.start()
+    video = write_barcode_video(fw.root / "mouse7", 300)
+    video.rename(fw.inbox("videos") / video.name)
+    assert "complete" == fw.wait_state("videos", "mouse7")["state"]
+    before = {p.name for p in fw.bundle("mouse7").glob("img*.png")}
+    first_list = (fw.bundle("mouse7") / "selected_frames.csv").read_text()
+    synthetic_drop(fw.root / "drop", "mouse7", frames=300, video_frames=0)
+    (fw.root / "drop" / "mouse7.csv").rename(fw.inbox("inference") / "mouse7.csv")
+    status = fw.wait_state("inference", "mouse7")
+    assert "complete" == status["state"], status
+    bundle = fw.bundle("mouse7")
+    chosen = (bundle / "selected_frames.csv").read_text().split()
+    assert 20 == len(chosen)
+    assert set() == set(chosen) & before
+    for png in bundle.glob("img*.png"):
+        assert int(png.stem[3:]) == read_barcode(cv2.imread(str(png)))
+    dated = list(bundle.glob("selected_frames.*.csv"))
+    assert [first_list] == [p.read_text() for p in dated]
+    assert "mouse7.mp4" == status["report"]["video"]
+    assert 0 == fw.stop()

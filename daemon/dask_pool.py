@@ -58,7 +58,11 @@ class DaskExecutor:
         """
         client = self._client
         if client is None or client.status != "running":
-            raise ClusterLost(self._problem or f"No Dask scheduler at {self.address} is connected.")
+            # Say so at once, before the monitor's next look, so the daemon stops submitting.
+            self._problem = (
+                self._problem or f"Lost contact with the Dask scheduler at {self.address}."
+            )
+            raise ClusterLost(self._problem)
         local: Future[Any] = Future()
         local.set_running_or_notify_cancel()
         remote = client.submit(fn, *args, pure=False)

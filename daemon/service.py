@@ -90,6 +90,7 @@ class Daemon:
         self.tracker = SettleTracker(self.settings.watch.settle_s)
         self.executor = make_executor(self.settings.workers, lambda: self.wake.set())
         self.executor_problem: str | None = None
+        self.told_about_problem: set[tuple[str, str]] = set()
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.settled: dict[tuple[str, str], Arrival] = {}
@@ -525,22 +526,31 @@ class Daemon:
         problem = self.executor.problem()
         if problem != self.executor_problem:
             self.executor_problem = problem
+            self.told_about_problem = set()
             if problem is None:
                 self.log.info("workers available")
             else:
                 self.log.warning("workers unavailable", problem=problem)
-                self.tell_waiting_items(problem)
+        if problem is not None:
+            self.tell_waiting_items(problem)
         return problem is None
 
     def tell_waiting_items(self, problem: str) -> None:
-        """Say in every waiting or running item's status why it does not move on."""
+        """Say once in each waiting or running item's status why it does not move on."""
         message = f"{problem} This item goes on as soon as the cluster can take it."
-        for arrival in self.settled.values():
-            self.record(arrival.kind, arrival.name, st.QUEUED, message)
+        told = self.told_about_problem
+        for key, arrival in self.settled.items():
+            if key not in told:
+                told.add(key)
+                self.record(arrival.kind, arrival.name, st.QUEUED, message)
         for waiting in self.waiting:
-            self.safe_record(waiting.item, st.QUEUED, message)
-        for running in self.running.values():
-            self.safe_record(running.item, st.PROCESSING, message)
+            if waiting.item.key not in told:
+                told.add(waiting.item.key)
+                self.safe_record(waiting.item, st.QUEUED, message)
+        for key, running in self.running.items():
+            if key not in told:
+                told.add(key)
+                self.safe_record(running.item, st.PROCESSING, message)
 
     def requeue(self, item: ClaimedItem, exc: ClusterLost) -> None:
         """Queue an item the cluster lost again; not a failed attempt, so no retry is used up."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import multiprocessing
+import os
 import signal
 import sys
 import threading
@@ -56,19 +57,23 @@ def make_executor(workers: Workers, on_change: Callable[[], None]) -> Executor:
     return ProcessPerJobExecutor()
 
 
-
-def _die_with_parent() -> None:
-    """Ask Linux to kill this worker when the daemon dies, so no orphan works on after kill -9."""
+def _die_with_parent(parent: int) -> None:
+    """Make sure this worker does not outlive the daemon, so no orphan works on after kill -9."""
     if sys.platform.startswith("linux"):
         try:
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL))  # PDEATHSIG
         except OSError:
             pass
+    # The daemon may have died while this process was still importing, before prctl.
+    if os.getppid() != parent:
+        os._exit(1)
 
 
-def _child_main(conn: Connection, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+def _child_main(
+    conn: Connection, fn: Callable[..., Any], args: tuple[Any, ...], parent: int
+) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the daemon to handle
-    _die_with_parent()
+    _die_with_parent(parent)
     try:
         conn.send((True, fn(*args)))
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the daemon
@@ -95,7 +100,7 @@ class ProcessPerJobExecutor:
 
     def _run(self, future: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
         receiver, sender = _CONTEXT.Pipe(duplex=False)
-        process = _CONTEXT.Process(target=_child_main, args=(sender, fn, args))
+        process = _CONTEXT.Process(target=_child_main, args=(sender, fn, args, os.getpid()))
         try:
             process.start()
         except Exception as exc:  # noqa: BLE001 - a failed start is this job's failure

@@ -1,16 +1,26 @@
 """Reading frames: one streaming pass that reduces every frame, and an exact export.
 
 Frame N is always "frame N as decoded in order from the start": the scan counts frames as
-they come out of the decoder, and the export decodes in order rather than trusting
-``CAP_PROP_POS_FRAMES``, which lands on the wrong frame for some codecs and for files with a
-variable frame rate.
+they come out of the decoder. The export may seek, but never trusts where a seek lands: the
+scan records every frame's presentation timestamp, and after a seek each decoded frame must
+carry the timestamp the scan saw at that index (``CAP_PROP_POS_FRAMES`` alone lands on the
+wrong frame for some codecs and for files with a variable frame rate). When the timestamps
+cannot tell frames apart, or a check fails, the export decodes in order from the start.
+
+Speed (see README "Long videos and speed"): decoding is the floor, so the scan grabs every
+frame but converts only the sampled ones, and reads the decoder's own luma plane instead of
+converting to BGR; the export seeks across long gaps instead of decoding the file again.
+Memory is bounded by MAX_SAMPLES thumbnails plus 8 bytes of timestamp a frame.
 """
 
 from __future__ import annotations
 
+import contextlib
+from array import array
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -23,6 +33,27 @@ from handlers.outcome import InputError
 MAX_SAMPLES = 16384
 """Reduced frames kept at most; a longer video keeps every 2nd, 4th, ... frame instead."""
 
+SEEK_GAP = 300
+"""Frames between two wanted frames above which the export seeks rather than decodes on.
+
+A seek decodes from the keyframe before its target, typically up to one GOP (250 frames for
+x264's default), so shorter gaps are cheaper to decode through.
+"""
+
+LUMA_FORMATS = frozenset({"I420", "IYUV", "YV12", "J420", "NV12", "NV21", "Y42B", "422P",
+                          "444P", "Y444", "411P", "Y41B", "Y800", "GREY", "Y8  "})
+"""Decoder pixel formats (FourCC) whose first plane is 8-bit luma at full size.
+
+For these the scan reads that plane as it comes out of the decoder (OpenCV's
+``CAP_PROP_CONVERT_RGB=0``), which skips the colour conversion that costs as much as the
+decoding itself. Anything else (10-bit, RGB, palettes) is converted to BGR as usual.
+"""
+
+WRITES_IN_FLIGHT = 4
+"""Exported frames waiting to be written at most (each a full-size image in memory)."""
+
+_NO_TIMESTAMPS: npt.NDArray[np.float64] = np.empty(0, dtype=np.float64)
+
 
 @dataclass(frozen=True)
 class VideoScan:
@@ -32,8 +63,10 @@ class VideoScan:
         frame_count: frames that decoded, counted from the start.
         height, width: size of the decoded frames.
         indices: frame index of each kept sample, increasing.
-        thumbs: one reduced grey frame per sample, uint8, shape (samples, h*w).
-        motion: mean absolute change from the previous frame, per sample.
+        thumbs: one reduced frame per sample, uint8, shape (samples, h*w).
+        motion: mean absolute change of the thumb from the previous frame's, per sample.
+        timestamps: presentation time (ms) of every frame, as OpenCV reports it after
+            decoding it; lets the export check where a seek landed. Empty when unknown.
     """
 
     frame_count: int
@@ -42,32 +75,101 @@ class VideoScan:
     indices: npt.NDArray[np.int64]
     thumbs: npt.NDArray[np.uint8]
     motion: npt.NDArray[np.float32]
+    timestamps: npt.NDArray[np.float64] = field(default_factory=lambda: _NO_TIMESTAMPS)
 
 
-@contextmanager
+def _cannot_open(path: Path) -> InputError:
+    return InputError(
+        [
+            f"{path.name} could not be opened as a video: it is not a video file, or "
+            "it is damaged or incomplete. Copy the recording again (as .mp4, .avi, "
+            ".mov or .mkv)."
+        ]
+    )
+
+
+def _open_capture(path: Path, params: Sequence[int] = ()) -> cv2.VideoCapture:
+    """FFmpeg first (the only backend with timestamps and luma planes), then any other."""
+    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, list(params))
+    if not capture.isOpened() and not params:
+        capture.release()
+        capture = cv2.VideoCapture(str(path))
+    return capture
+
+
+@contextlib.contextmanager
 def open_video(path: Path) -> Iterator[cv2.VideoCapture]:
-    """Open a video for decoding, or raise InputError saying why it cannot be read."""
-    capture = cv2.VideoCapture(str(path))
+    """Open a video for decoding to BGR, or raise InputError saying why it cannot be read."""
+    capture = _open_capture(path)
     try:
         if not capture.isOpened():
-            raise InputError(
-                [
-                    f"{path.name} could not be opened as a video: it is not a video file, or "
-                    "it is damaged or incomplete. Copy the recording again (as .mp4, .avi, "
-                    ".mov or .mkv)."
-                ]
-            )
+            raise _cannot_open(path)
         yield capture
     finally:
         capture.release()
 
 
+def _pixel_format(capture: cv2.VideoCapture) -> str:
+    code = int(capture.get(cv2.CAP_PROP_CODEC_PIXEL_FORMAT))
+    return code.to_bytes(4, "little", signed=False).decode("latin-1") if code > 0 else ""
+
+
+@contextlib.contextmanager
+def _quiet_opencv() -> Iterator[None]:
+    """Silence OpenCV's per-frame warning that raw (unconverted) frames are experimental."""
+    previous = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    try:
+        yield
+    finally:
+        cv2.utils.logging.setLogLevel(previous)
+
+
+@contextlib.contextmanager
+def open_for_scan(path: Path) -> Iterator[cv2.VideoCapture]:
+    """Open a video whose retrieved frames are its luma plane when the format allows, else BGR.
+
+    Raises:
+        InputError: the file does not open as a video.
+    """
+    with _quiet_opencv():
+        capture = _open_capture(path, [cv2.CAP_PROP_CONVERT_RGB, 0])
+        if not capture.isOpened() or _pixel_format(capture) not in LUMA_FORMATS:
+            capture.release()
+            capture = _open_capture(path)
+        try:
+            if not capture.isOpened():
+                raise _cannot_open(path)
+            yield capture
+        finally:
+            capture.release()
+
+
+def _retrieve(capture: cv2.VideoCapture) -> npt.NDArray[np.uint8] | None:
+    """The frame last grabbed, as an 8-bit image, or None if it does not convert."""
+    ok, image = capture.retrieve()
+    return np.asarray(image, dtype=np.uint8) if ok and image is not None else None
+
+
+def initial_stride(expected_frames: int, capacity: int) -> int:
+    """The power-of-two stride that keeps fewer than ``capacity`` of ``expected_frames``.
+
+    Starting there (rather than at 1 and doubling) gives the same samples without reducing
+    frames that would later be dropped; the container's frame count is only a hint, so the
+    sampler still doubles if the video turns out longer.
+    """
+    stride = 1
+    while expected_frames > 0 and -(-expected_frames // stride) >= capacity:
+        stride *= 2
+    return stride
+
+
 class _StrideSampler:
     """Keeps every ``stride``-th item, doubling the stride whenever the buffer fills."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, stride: int = 1) -> None:
         self.capacity = capacity
-        self.stride = 1
+        self.stride = stride
         self.indices: list[int] = []
         self.thumbs: list[npt.NDArray[np.uint8]] = []
         self.motion: list[float] = []
@@ -87,37 +189,66 @@ class _StrideSampler:
             self.motion = [self.motion[i] for i in keep]
 
 
+MOTION_SIZE = (32, 32)
+"""Grey size at which ``motion`` (change from the previous frame) is measured."""
+
+
+def motion_thumb(frame: npt.NDArray[np.uint8]) -> npt.NDArray[np.int16]:
+    """A small grey version of a frame (luma plane or BGR) for measuring change between frames."""
+    grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
+    return cv2.resize(grey, MOTION_SIZE, interpolation=cv2.INTER_AREA).astype(np.int16)
+
+
+def _change(thumb: npt.NDArray[np.int16], previous: npt.NDArray[np.int16] | None) -> float:
+    """Mean absolute difference of two motion thumbs; 0 when there is no previous frame."""
+    return 0.0 if previous is None else float(np.abs(thumb - previous).mean())
+
+
+Reduce = Callable[[npt.NDArray[np.uint8]], npt.NDArray[np.uint8]]
+"""Turns one decoded frame into its feature vector (see handlers/features.py)."""
+
+
 def scan_video(
     path: Path,
     progress: Callable[[float], None] = lambda fraction: None,
     max_samples: int = MAX_SAMPLES,
+    reduce: Reduce = reduce_frame,
 ) -> VideoScan:
     """Decode every frame once, keeping a bounded, evenly spaced sample of reduced frames.
+
+    Every frame is decoded (``grab``) and its timestamp noted; only the sampled frames and
+    the frame before each (for ``motion``) are retrieved. ``reduce`` sees the sampled frames
+    only, in order; as the decoder's luma plane (2-D) when the pixel format has one, else BGR.
 
     Raises:
         InputError: the file does not open or no frame decodes.
     """
-    with open_video(path) as capture:
+    with open_for_scan(path) as capture:
+        knows_time = _reports_stream_timestamps(capture)
         expected = max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
-        sampler = _StrideSampler(max_samples)
+        sampler = _StrideSampler(max_samples, initial_stride(expected, max_samples))
+        timestamps = array("d")
+        shape: tuple[int, ...] = (0, 0)
         previous: npt.NDArray[np.int16] | None = None
-        shape = (0, 0)
+        previous_index = -1
         index = 0
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            shape = frame.shape[:2]
-            thumb = reduce_frame(frame)
-            current = thumb.astype(np.int16)
-            if sampler.wants(index):
-                change = 0.0 if previous is None else float(np.abs(current - previous).mean())
-                sampler.add(index, thumb, change)
-            previous = current
+        while capture.grab():
+            if knows_time:
+                timestamps.append(capture.get(cv2.CAP_PROP_POS_MSEC))
+            sampled = sampler.wants(index)
+            if sampled or sampler.wants(index + 1):
+                frame = _retrieve(capture)
+                if frame is not None:
+                    shape = shape if shape[0] else frame.shape[:2]
+                    thumb = motion_thumb(frame)
+                    if sampled:
+                        before = previous if previous_index == index - 1 else None
+                        sampler.add(index, reduce(frame), _change(thumb, before))
+                    previous, previous_index = thumb, index
             index += 1
             if expected and index % 256 == 0:
                 progress(min(index / expected, 1.0))
-    if index == 0:
+    if index == 0 or not sampler.indices:
         raise InputError(
             [
                 f"{path.name} holds no frame that can be decoded: the file is empty, "
@@ -126,12 +257,168 @@ def scan_video(
         )
     return VideoScan(
         frame_count=index,
-        height=shape[0],
-        width=shape[1],
+        height=int(shape[0]),
+        width=int(shape[1]),
         indices=np.asarray(sampler.indices, dtype=np.int64),
         thumbs=np.stack(sampler.thumbs),
         motion=np.asarray(sampler.motion, dtype=np.float32),
+        timestamps=np.frombuffer(timestamps, dtype=np.float64).copy(),
     )
+
+
+def _reports_stream_timestamps(capture: cv2.VideoCapture) -> bool:
+    """FFmpeg reports each frame's own presentation time; other backends count frames."""
+    return bool(capture.getBackendName() == "FFMPEG")
+
+
+def timestamps_identify_frames(timestamps: npt.NDArray[np.float64]) -> bool:
+    """Whether every frame has its own timestamp, strictly increasing from the start.
+
+    Only then does a frame's timestamp say which frame it is; files without timestamps
+    (OpenCV then reports 0 or repeats one) are exported by decoding in order.
+    """
+    return bool(
+        timestamps.size > 0
+        and np.all(np.isfinite(timestamps))
+        and (timestamps.size == 1 or np.all(np.diff(timestamps) > 0))
+    )
+
+
+class _SeekNotVerifiedError(Exception):
+    """A seek landed on, or decoded forward to, a frame the scan does not place there."""
+
+
+class _FrameCursor:
+    """A capture and the index of the frame it last decoded, moved only by checked steps.
+
+    ``position`` is exact at all times: it counts frames from the start of a fresh capture,
+    and after a seek it is taken from the scan's timestamps, frame by frame.
+    """
+
+    def __init__(self, path: Path, timestamps: npt.NDArray[np.float64], seek_gap: int) -> None:
+        self.path = path
+        self.timestamps = timestamps
+        self.seek_gap = seek_gap
+        self.capture = self._reopen(None)
+        self.can_seek = timestamps_identify_frames(timestamps) and _reports_stream_timestamps(
+            self.capture
+        )
+        self.position = -1
+        self.checking = False
+        self.seeks = 0
+        self.fallbacks = 0
+
+    def _reopen(self, old: cv2.VideoCapture | None) -> cv2.VideoCapture:
+        if old is not None:
+            old.release()
+        capture = _open_capture(self.path)
+        if not capture.isOpened():
+            raise _cannot_open(self.path)
+        return capture
+
+    def close(self) -> None:
+        self.capture.release()
+
+    def frame(self, target: int) -> npt.NDArray[np.uint8]:
+        """Frame ``target`` as decoded in order from the start.
+
+        Raises:
+            InputError: the video ends before ``target`` or the frame does not decode.
+        """
+        try:
+            if self.can_seek and target - self.position > self.seek_gap:
+                self._seek_before(target)
+            self._decode_to(target)
+        except _SeekNotVerifiedError:
+            self._restart_in_order()
+            self._decode_to(target)
+        image = _retrieve(self.capture)
+        if image is None:
+            raise InputError([f"{self.path.name}: frame {target} could not be decoded"])
+        return image
+
+    def _grab_next(self) -> None:
+        if not self.capture.grab():
+            if self.checking:
+                raise _SeekNotVerifiedError
+            raise InputError(
+                [
+                    f"{self.path.name} ended after {self.position + 1} frames, before a "
+                    "frame chosen from it (the file changed since it was read)."
+                ]
+            )
+        self.position += 1
+        if self.checking and not self._timestamp_matches(self.position):
+            raise _SeekNotVerifiedError
+
+    def _timestamp_matches(self, index: int) -> bool:
+        if index >= self.timestamps.size:
+            return False
+        return bool(self.capture.get(cv2.CAP_PROP_POS_MSEC) == self.timestamps[index])
+
+    def _decode_to(self, target: int) -> None:
+        while self.position < target:
+            self._grab_next()
+
+    def _seek_before(self, target: int) -> None:
+        """Seek to a frame at or before ``target`` and learn its index from its timestamp.
+
+        The seek asks for ``target`` first; one that overshoots (variable frame rate) is
+        asked again further back. ``position`` is set only from a timestamp match.
+        """
+        back = 0
+        for _attempt in range(4):
+            request = max(target - back, 0)
+            if not self.capture.set(cv2.CAP_PROP_POS_FRAMES, request):
+                break
+            self.seeks += 1
+            if not self.capture.grab():
+                break
+            landed = self._locate(self.capture.get(cv2.CAP_PROP_POS_MSEC))
+            if landed is None:
+                break
+            if landed <= target:
+                self.position = landed
+                self.checking = True
+                return
+            back = 2 * back + 2 * (landed - target) + 1
+        raise _SeekNotVerifiedError
+
+    def _locate(self, timestamp: float) -> int | None:
+        index = int(np.searchsorted(self.timestamps, timestamp))
+        if index < self.timestamps.size and self.timestamps[index] == timestamp:
+            return index
+        return None
+
+    def _restart_in_order(self) -> None:
+        """Give up seeking in this file: decode from the first frame, counting."""
+        self.fallbacks += 1
+        self.can_seek = False
+        self.checking = False
+        self.capture = self._reopen(self.capture)
+        self.position = -1
+
+
+class _BackgroundWriter:
+    """Runs ``write`` on a thread so PNG encoding overlaps decoding; a few frames at a time."""
+
+    def __init__(self, write: Callable[[int, npt.NDArray[np.uint8]], None]) -> None:
+        self.write = write
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-write")
+        self.pending: deque[Future[None]] = deque()
+
+    def submit(self, index: int, image: npt.NDArray[np.uint8]) -> None:
+        while len(self.pending) >= WRITES_IN_FLIGHT:
+            self.pending.popleft().result()
+        self.pending.append(self.pool.submit(self.write, index, image))
+
+    def finish(self) -> None:
+        """Wait for every write; re-raise the first that failed."""
+        try:
+            while self.pending:
+                self.pending.popleft().result()
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def export_frames(
@@ -139,11 +426,15 @@ def export_frames(
     wanted: Sequence[int],
     write: Callable[[int, npt.NDArray[np.uint8]], None],
     progress: Callable[[float], None] = lambda fraction: None,
+    timestamps: npt.NDArray[np.float64] = _NO_TIMESTAMPS,
+    seek_gap: int = SEEK_GAP,
 ) -> None:
-    """Decode in order from the start and hand each wanted frame to ``write(index, frame)``.
+    """Hand each wanted frame, as decoded in order from the start, to ``write(index, frame)``.
 
-    Decoding up to the last wanted frame is slower than seeking, but it is the only order that
-    is exact for every codec and container; ``grab`` skips the colour conversion of the rest.
+    With the scan's ``timestamps``, gaps longer than ``seek_gap`` frames are crossed by a
+    seek whose landing is checked frame by frame against them; without them, or when a
+    check fails, frames are decoded in order from the start. ``write`` runs on a worker
+    thread, in index order.
 
     Raises:
         InputError: the video ends before a wanted frame (it changed since it was scanned).
@@ -151,20 +442,12 @@ def export_frames(
     targets = sorted(set(wanted))
     if not targets:
         return
-    last = targets[-1]
-    pending = iter(targets)
-    target = next(pending)
-    with open_video(path) as capture:
-        for index in range(last + 1):
-            if not capture.grab():
-                raise InputError(
-                    [f"{path.name} ended at frame {index}, before frame {last} it was chosen from"]
-                )
-            if index != target:
-                continue
-            ok, frame = capture.retrieve()
-            if not ok:
-                raise InputError([f"{path.name}: frame {index} could not be decoded"])
-            write(index, frame)
-            progress(index / last if last else 1.0)
-            target = next(pending, -1)
+    cursor = _FrameCursor(path, timestamps, seek_gap)
+    writer = _BackgroundWriter(write)
+    try:
+        for done, target in enumerate(targets, start=1):
+            writer.submit(target, cursor.frame(target))
+            progress(done / len(targets))
+    finally:
+        cursor.close()
+        writer.finish()

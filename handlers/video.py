@@ -100,6 +100,7 @@ def handle_video(
         wanted,
         write,
         lambda f: progress(SCAN_SHARE + (1 - SCAN_SHARE) * f, "writing frames"),
+        timestamps=scan.timestamps,
     )
     written.append(bundle.write_selected_csv(staging, chosen))
     progress(1.0, "bundle written")

@@ -599,7 +599,10 @@ def is_passing(exc: BaseException) -> bool:
 
 def describe_passing(exc: BaseException) -> str:
     assert isinstance(exc, OSError)
-    where = f" ({exc.filename})" if exc.filename else ""
+    if exc.filename2:  # a rename: the folder moved into is the usual culprit
+        where = f" (moving {Path(str(exc.filename)).name} to {exc.filename2})"
+    else:
+        where = f" ({exc.filename})" if exc.filename else ""
     reasons = {
         errno.ENOSPC: "The disk is full",
         errno.EDQUOT: "The disk quota is used up",

@@ -17,4 +17,7 @@ Modules:
     zips       -- the zip handler: a lab's own frames zip, checked in full and unpacked.
     zip_checks -- pure checks of a zip's table of contents, selected_frames.csv, context.
     zip_unpack -- unpacking an untrusted zip: real bytes counted against limits, PNGs decoded.
+    inference  -- the model-output handler: a model's predictions for a video, hardest frames.
+    predictions -- loading and checking DeepLabCut / Lightning Pose prediction and metric CSVs.
+    hardness   -- pure functions: model-error signals, flags, frame scores, the choice.
 """

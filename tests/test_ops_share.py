@@ -48,7 +48,7 @@ def test_two_hosts_on_one_root_do_each_item_once(fw: Framewatch, tmp_path: Path)
     fw.extra_config = FAST
     fw.write_config()
     fw.env = {"FRAMEWATCH_WORKERS__HOST": "rig-a"}
-    names = [f"m{i:02d}" for i in range(10)]
+    names = [f"m{i:02d}" for i in range(8)]
     for name in names:
         make_video(fw.root / "src", name, 60)
     with second_daemon(fw, tmp_path / "host-b", "rig-b") as other:

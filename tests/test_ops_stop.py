@@ -19,14 +19,14 @@ FAST = "\n[extract]\nframes_per_video = 6\ncontext_frames = 1\n"
 
 
 def wait_mid_extraction(fw: Framewatch, name: str) -> None:
-    """Wait until a worker has been on ``name`` for a moment (its handler reported progress)."""
-
-    def working() -> bool:
-        status = fw.status("videos", name) or {}
-        return status.get("state") == "processing" and status.get("message") != "Started."
-
-    fw.wait_for(working, 90, f"{name} in the middle of its extraction")
-    time.sleep(0.5)
+    """Wait until this daemon process's worker reports progress on ``name`` (it is extracting)."""
+    assert fw.process is not None
+    pid = fw.process.pid
+    fw.wait_for(
+        lambda: next((fw.root / "work" / "claims").glob(f"*.{pid}/videos/{name}.mp4/progress.json"), None),
+        90, f"{name} in the middle of its extraction",
+    )
+    time.sleep(0.3)
     assert "processing" == (fw.status("videos", name) or {}).get("state"), "extraction ended too soon"
 
 
@@ -75,7 +75,7 @@ def test_kill_9_mid_extraction_twice_then_every_item_done_once(fw: Framewatch) -
     fw.settle_s = 0.3
     fw.extra_config = FAST
     fw.write_config()
-    names = ["alpha", "beta", "gamma"]
+    names = ["alpha", "beta"]
     for name in names:
         make_video(fw.root / "src", name, LONG_FRAMES)
     fw.start()
@@ -83,7 +83,7 @@ def test_kill_9_mid_extraction_twice_then_every_item_done_once(fw: Framewatch) -
         drop(fw.root / "src" / f"{name}.mp4", fw.inbox("videos"))
     seen_half: list[list[str]] = []
     for _ in range(2):
-        wait_mid_extraction(fw, "alpha" if not fw.bundle("alpha").exists() else "gamma")
+        wait_mid_extraction(fw, "alpha")
         fw.kill()
         seen_half.append(half_bundles(fw))
         fw.start()
@@ -96,9 +96,10 @@ def test_kill_9_mid_extraction_twice_then_every_item_done_once(fw: Framewatch) -
     assert {name: "complete" for name in names} == {n: fw.status("videos", n)["state"] for n in names}
     assert {name: 6 for name in names} == {name: len(bundle_selected(fw, name)) for name in names}
     assert [] == sorted(p.name for n in names for p in fw.bundle(n).glob("selected_frames.*.csv"))
-    assert ["alpha.mp4", "beta.mp4", "gamma.mp4"] == project_videos
+    assert ["alpha.mp4", "beta.mp4"] == project_videos
     assert [] == half_bundles(fw)
     assert [] == claimed_items(fw)
+    assert 3 == len(events(fw, "started", name="alpha"))  # killed twice mid-way, then finished
     assert 2 <= len(events(fw, "adopted"))
 
 

@@ -14,8 +14,11 @@ likelihoods may exceed 1 (some tools write a score), columns may be constant.
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
-from dataclasses import dataclass
+import itertools
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +30,8 @@ from handlers.outcome import InputError
 COORDS = ("x", "y", "likelihood")
 MAX_CELL_EXAMPLES = 5
 """Bad cells named one by one in a message; the rest are counted."""
+ROWS_PER_BLOCK = 4096
+"""Rows parsed into one array block; memory stays near the size of the numbers themselves."""
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -54,15 +59,16 @@ class Predictions:
         return int(self.xy.shape[0])
 
 
-def read_rows(path: Path) -> list[list[str]]:
-    """All rows of a CSV file as text cells.
+@contextmanager
+def open_rows(path: Path) -> Iterator[Iterator[list[str]]]:
+    """The non-empty rows of a CSV file, read one at a time (an hour of output is big).
 
     Raises:
-        InputError: the file cannot be read as text.
+        InputError: the file cannot be read as CSV text.
     """
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
-            return [row for row in csv.reader(handle) if row]
+            yield (row for row in csv.reader(handle) if row)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise InputError([f"{path.name} could not be read as a CSV text file ({exc})"]) from exc
 
@@ -102,6 +108,11 @@ def keypoint_columns(path: Path, header: list[list[str]]) -> tuple[list[str], li
             f"{path.name}: expected the coords row to repeat x, y, likelihood for every "
             f"keypoint, but got {', '.join(coords) or 'nothing'}"
         )
+    if len(parts) != len(coords):
+        problems.append(
+            f"{path.name}: expected a bodyparts cell above every coords cell, but the bodyparts "
+            f"row has {len(parts)} and the coords row {len(coords)}"
+        )
     names = []
     for start in range(0, len(parts) - 2, 3):
         name = parts[start]
@@ -119,58 +130,98 @@ def keypoint_columns(path: Path, header: list[list[str]]) -> tuple[list[str], li
     return names, problems
 
 
-def parse_numbers(
-    path: Path, rows: list[list[str]], width: int, first_row: int
-) -> tuple[FloatArray, list[str]]:
-    """The cells of ``rows`` (frame column excluded) as floats, and every problem with them.
+@dataclass
+class _Examples:
+    """How many times one kind of problem occurred, and the first few occurrences."""
 
-    Empty cells and ``nan`` become NaN. ``first_row`` is the file line of ``rows[0]``.
-    """
-    problems = []
-    short = [first_row + i for i, row in enumerate(rows) if len(row) != width + 1]
-    if short:
-        problems.append(
-            f"{path.name}: expected {width + 1} cells on every row, but line(s) "
-            f"{_list_some(short)} have a different number"
-        )
-        rows = [(row + [""] * (width + 1))[: width + 1] for row in rows]
-    cells = np.array([row[1:] for row in rows], dtype=str).reshape(len(rows), width)
-    cells = np.char.strip(cells)
-    cells[cells == ""] = "nan"
+    count: int = 0
+    shown: list[str] = field(default_factory=list)
+
+    def add(self, where: object) -> None:
+        self.count += 1
+        if len(self.shown) < MAX_CELL_EXAMPLES:
+            self.shown.append(str(where))
+
+    def __str__(self) -> str:
+        more = self.count - len(self.shown)
+        return ", ".join(self.shown) + (f" and {more} more" if more > 0 else "")
+
+
+@dataclass
+class _BodyProblems:
+    """What is wrong with the rows of a table, gathered while it streams past."""
+
+    path: Path
+    width: _Examples = field(default_factory=_Examples)
+    cells: _Examples = field(default_factory=_Examples)
+    numbers: _Examples = field(default_factory=_Examples)
+
+    def sentences(self, width: int) -> list[str]:
+        name = self.path.name
+        found = []
+        if self.width.count:
+            found.append(
+                f"{name}: expected {width + 1} cells on every row, but {self.width.count} "
+                f"line(s) have a different number: {self.width}"
+            )
+        if self.cells.count:
+            found.append(
+                f"{name}: expected numbers, but {self.cells.count} cell(s) are not: {self.cells}"
+            )
+        if self.numbers.count:
+            found.append(
+                f"{name}: expected the first column to number the frames 0, 1, 2, ... one row "
+                f"a frame, but got {self.numbers}"
+            )
+        return found
+
+
+def parse_cells(cells: Sequence[str], line: int, problems: _BodyProblems) -> list[float]:
+    """One row's cells as floats: empty and ``nan`` are NaN; bad cells are noted as NaN."""
     try:
-        return cells.astype(np.float64), problems
+        return [float(text) if text.strip() else math.nan for text in cells]
     except ValueError:
         pass
-    values = np.full(cells.shape, np.nan)
-    bad = []
-    for (r, c), text in np.ndenumerate(cells):
+    values = []
+    for column, text in enumerate(cells, start=2):
         try:
-            values[r, c] = float(text)
+            values.append(float(text) if text.strip() else math.nan)
         except ValueError:
-            bad.append(f"line {first_row + r} column {c + 2} ({text[:20]!r})")
-    problems.append(
-        f"{path.name}: expected numbers, but {len(bad)} cell(s) are not: {_list_some(bad)}"
-    )
-    return values, problems
+            values.append(math.nan)
+            problems.cells.add(f"line {line} column {column} ({text.strip()[:20]!r})")
+    return values
 
 
-def frame_number_problems(path: Path, rows: list[list[str]], first_row: int) -> list[str]:
-    """Problems with the first column, which must count the frames 0, 1, 2, ... in order."""
-    expected = [str(i) for i in range(len(rows))]
-    found = [row[0].strip() for row in rows]
-    if found == expected:
-        return []
-    wrong = [
-        f"line {first_row + i} ({text!r})"
-        for i, text in enumerate(found)
-        if not _is_int(text) or int(float(text)) != i
-    ]
-    if not wrong:
-        return []
-    return [
-        f"{path.name}: expected the first column to number the frames 0, 1, 2, ... one row a "
-        f"frame, but got {_list_some(wrong)}"
-    ]
+def parse_body(
+    path: Path, rows: Iterable[list[str]], width: int, first_line: int, numbered: bool
+) -> tuple[FloatArray, list[str]]:
+    """The rows after the header as floats (frame column dropped), and every problem with them.
+
+    Args:
+        rows: the rows, streamed; ``first_line`` is the file line of the first.
+        width: cells a row holds besides its first (frame) column.
+        numbered: the first column must count the frames 0, 1, 2, ...
+    """
+    problems = _BodyProblems(path)
+    blocks: list[FloatArray] = []
+    block = np.empty((ROWS_PER_BLOCK, width))
+    filled = 0
+    for index, row in enumerate(rows):
+        line = first_line + index
+        if len(row) == width + 2 and not row[-1].strip():
+            row = row[:-1]  # a trailing comma
+        if len(row) != width + 1:
+            problems.width.add(line)
+            row = (row + [""] * (width + 1))[: width + 1]
+        if numbered and row[0].strip() != str(index) and not _is_number(row[0], index):
+            problems.numbers.add(f"line {line} ({row[0]!r})")
+        block[filled] = parse_cells(row[1:], line, problems)
+        filled += 1
+        if filled == ROWS_PER_BLOCK:
+            blocks.append(block)
+            block, filled = np.empty((ROWS_PER_BLOCK, width)), 0
+    blocks.append(block[:filled])
+    return np.concatenate(blocks), problems.sentences(width)
 
 
 def load_predictions(path: Path) -> Predictions:
@@ -179,25 +230,34 @@ def load_predictions(path: Path) -> Predictions:
     Raises:
         InputError: every problem found in the file.
     """
-    rows = read_rows(path)
-    problems, header_count = header_problems(path, rows)
-    if problems:
-        raise InputError(problems)
-    header, body = rows[:header_count], rows[header_count:]
-    names, problems = keypoint_columns(path, header)
-    width = len(header[-1]) - 1
-    if not body:
+    with open_rows(path) as rows:
+        head = list(itertools.islice(rows, 4))
+        problems, header_count = header_problems(path, head)
+        if problems:
+            raise InputError(problems)
+        header = [trim_trailing_empty(row) for row in head[:header_count]]
+        names, problems = keypoint_columns(path, header)
+        if problems:
+            raise InputError(problems)
+        width = len(header[-1]) - 1
+        body = itertools.chain(head[header_count:], rows)
+        values, problems = parse_body(path, body, width, header_count + 1, numbered=True)
+    if values.shape[0] == 0:
         problems.append(f"{path.name}: expected one row a frame, but the file has no rows")
     if problems:
         raise InputError(problems)
-    values, cell_problems = parse_numbers(path, body, width, header_count + 1)
-    problems = cell_problems + frame_number_problems(path, body, header_count + 1)
-    if problems:
-        raise InputError(problems)
-    triples = values.reshape(len(body), len(names), 3)
+    triples = values.reshape(values.shape[0], len(names), 3)
     likelihood = np.nan_to_num(triples[:, :, 2], nan=0.0)
     scorer = header[0][1].strip() if len(header[0]) > 1 else ""
     return Predictions(path, scorer, tuple(names), triples[:, :, :2].copy(), likelihood)
+
+
+def trim_trailing_empty(row: list[str]) -> list[str]:
+    """A header row without the empty cells a trailing comma leaves at its end."""
+    end = len(row)
+    while end > 1 and not row[end - 1].strip():
+        end -= 1
+    return row[:end]
 
 
 def load_metric(path: Path, keypoints: Sequence[str], frame_count: int) -> FloatArray:
@@ -207,25 +267,25 @@ def load_metric(path: Path, keypoints: Sequence[str], frame_count: int) -> Float
         InputError: the header names keypoints the predictions lack, a cell is not a number,
             or the file has another number of rows than the predictions.
     """
-    rows = read_rows(path)
-    if not rows:
-        raise InputError([f"{path.name}: expected a header row of keypoint names, but it is empty"])
-    columns = [cell.strip() for cell in rows[0][1:]]
-    problems = []
+    with open_rows(path) as rows:
+        header = next(rows, None)
+        if header is None:
+            raise InputError(
+                [f"{path.name}: expected a header row of keypoint names, but it is empty"]
+            )
+        columns = [cell.strip() for cell in trim_trailing_empty(header)[1:]]
+        values, problems = parse_body(path, rows, len(columns), 2, numbered=False)
     unknown = [name for name in columns if name not in keypoints]
     if unknown:
         problems.append(
             f"{path.name}: keypoint column(s) {', '.join(map(repr, unknown))} are not in the "
             f"predictions (which have {', '.join(keypoints)}); is it from another model?"
         )
-    body = rows[1:]
-    if len(body) != frame_count:
+    if values.shape[0] != frame_count:
         problems.append(
             f"{path.name}: expected {frame_count} rows, one a frame as in the predictions, "
-            f"but got {len(body)}"
+            f"but got {values.shape[0]}"
         )
-    values, cell_problems = parse_numbers(path, body, len(columns), 2)
-    problems += cell_problems
     if problems:
         raise InputError(problems)
     metric = np.full((frame_count, len(keypoints)), np.nan)
@@ -280,14 +340,9 @@ def _format(value: float) -> str:
     return "" if not np.isfinite(value) else f"{value:.4f}"
 
 
-def _is_int(text: str) -> bool:
+def _is_number(text: str, expected: int) -> bool:
+    """True when ``text`` is ``expected`` written another way (``7.0``, `` 7``)."""
     try:
-        return float(text).is_integer()
+        return float(text) == expected
     except ValueError:
         return False
-
-
-def _list_some(items: Sequence[object]) -> str:
-    shown = ", ".join(str(item) for item in items[:MAX_CELL_EXAMPLES])
-    more = len(items) - MAX_CELL_EXAMPLES
-    return shown + (f" and {more} more" if more > 0 else "")

@@ -77,7 +77,9 @@ class Notifier:
         try:
             with self._lock:
                 if self._socket is None:
-                    self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                    self._socket = socket.socket(
+                        socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC
+                    )
                 self._socket.sendto(message.encode("utf-8"), self.address)
         except OSError as exc:
             if self.log is not None:
@@ -107,8 +109,10 @@ class Notifier:
             return
         interval = self.interval_s
         self._thread = threading.Thread(
-            target=self._ping_while_alive, args=(heartbeat, interval, on_stall),
-            name="sd-watchdog", daemon=True,
+            target=self._ping_while_alive,
+            args=(heartbeat, interval, on_stall),
+            name="sd-watchdog",
+            daemon=True,
         )
         self._thread.start()
 

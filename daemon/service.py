@@ -7,15 +7,16 @@ so a bad file never stops the loop.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import random
 import shutil
 import socket
 import threading
 import time
-from datetime import UTC, datetime, timedelta
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -451,7 +452,8 @@ class Daemon:
                 # The share is still away: keep the item claimed and try again later.
                 delay = self.settings.retry.max_delay_s
                 self.waiting.append(Waiting(item, time.monotonic() + delay, attempts))
-                self.safe_record(item, st.QUEUED, " ".join(problems[:1]) + f" Trying again in {delay:.0f} s.")
+                again = f" Trying again in {delay:.0f} s."
+                self.safe_record(item, st.QUEUED, " ".join(problems[:1]) + again)
                 return
             kept = []
             message = " ".join(problems) + f" The file is still in {item.input}."
@@ -497,8 +499,8 @@ class Daemon:
             rounds_file = self.schedule.state_file.parent / "rounds.json"
             revived = revive_passing_failures(self.settings, self.status.all(), rounds_file)
             for kind, name in revived:
-                self.record(kind, name, st.QUEUED, "Retrying after a passing error (nightly sweep).",
-                            passing_error=False)
+                message = "Retrying after a passing error (nightly sweep)."
+                self.record(kind, name, st.QUEUED, message, passing_error=False)
             prune_s = self.settings.sweep.prune_after_h * 3600
             pruned = prune_working_files(self.settings, self.claims.host, prune_s, time.time())
             extra = {
@@ -512,7 +514,9 @@ class Daemon:
             summary = daily_summary(self.status.all(), started - timedelta(days=1), extra)
             path = write_daily_summary(self.status.folder, summary, started)
             self.schedule.record_run(started)
-            self.log.info("sweep done", summary=str(path), retried=extra["retried"], pruned=len(pruned))
+            self.log.info(
+                "sweep done", summary=str(path), retried=extra["retried"], pruned=len(pruned)
+            )
         except Exception:
             self.log.exception("sweep failed")
         finally:
@@ -585,10 +589,8 @@ def count_attempt(item: ClaimedItem, exc: BaseException) -> int:
     """Add one failed attempt to the item's count (kept in its folder); the new count."""
     saved = read_json(item.folder / RETRY_FILE)
     attempts = (saved.get("attempts", 0) if isinstance(saved, dict) else 0) + 1
-    try:
+    with contextlib.suppress(OSError):  # unsaved, the count restarts after a restart; no harm
         write_json_atomic(item.folder / RETRY_FILE, {"attempts": attempts, "last_error": str(exc)})
-    except OSError:
-        pass  # the count then restarts after a restart; the retry itself still happens
     return int(attempts)
 
 

@@ -62,7 +62,8 @@ def crontab_trigger(expr: str) -> CronTrigger:
     fields = expr.split()
     if len(fields) != 5:
         raise ValueError(
-            f"expected 5 cron fields (minute hour day month weekday), but got {len(fields)} in {expr!r}"
+            "expected 5 cron fields (minute hour day month weekday), "
+            f"but got {len(fields)} in {expr!r}"
         )
 
     def weekday_name(match: re.Match[str]) -> str:
@@ -78,7 +79,9 @@ def crontab_trigger(expr: str) -> CronTrigger:
     )
 
 
-def missed_run(trigger: CronTrigger, last_run: datetime | None, now: datetime, grace_s: float) -> bool:
+def missed_run(
+    trigger: CronTrigger, last_run: datetime | None, now: datetime, grace_s: float
+) -> bool:
     """True when a scheduled time within the last ``grace_s`` passed after ``last_run``."""
     due = trigger.get_next_fire_time(None, now - timedelta(seconds=grace_s))
     return due is not None and due <= now and (last_run is None or last_run < due)
@@ -87,7 +90,9 @@ def missed_run(trigger: CronTrigger, last_run: datetime | None, now: datetime, g
 class SweepSchedule:
     """The cron job that asks for a sweep; it waits for the sweep so two never overlap."""
 
-    def __init__(self, settings: Settings, host: str, request: Callable[[], bool], log: Any) -> None:
+    def __init__(
+        self, settings: Settings, host: str, request: Callable[[], bool], log: Any
+    ) -> None:
         self.settings = settings
         self.request = request
         self.log = log
@@ -116,7 +121,9 @@ class SweepSchedule:
         )
         self.scheduler.start()
         self.log.info(
-            "sweep scheduled", cron=self.settings.sweep.cron, catch_up=catch_up,
+            "sweep scheduled",
+            cron=self.settings.sweep.cron,
+            catch_up=catch_up,
             next_run=str(job.next_run_time),
         )
 
@@ -231,7 +238,9 @@ def revive_passing_failures(
 def move_back_to_inbox(inbox: Path, kept: list[dict[str, Any]]) -> bool:
     """Move kept inputs back under their original names; False if one is missing or taken."""
     pairs = [(Path(str(entry.get("path"))), str(entry.get("name"))) for entry in kept]
-    if not inbox.is_dir() or any(not path.exists() or (inbox / name).exists() for path, name in pairs):
+    if not inbox.is_dir() or any(
+        not path.exists() or (inbox / name).exists() for path, name in pairs
+    ):
         return False
     for path, name in pairs:
         path.rename(inbox / name)
@@ -241,15 +250,20 @@ def move_back_to_inbox(inbox: Path, kept: list[dict[str, Any]]) -> bool:
 # ----- pruning -------------------------------------------------------------------------------
 
 
-def prune_working_files(settings: Settings, host: str, older_than_s: float, now: float) -> list[Path]:
+def prune_working_files(
+    settings: Settings, host: str, older_than_s: float, now: float
+) -> list[Path]:
     """Remove our own stale working files; never an input, a frame or a status file.
 
     Stale means: a hidden temporary of an interrupted atomic write or merge older than
     ``older_than_s``; a claims folder of a dead daemon of this host that holds no item.
     """
     removed: list[Path] = []
-    roots = [settings.folder("status"), settings.folder("work"),
-             settings.folder("project") / "labeled-data"]
+    roots = [
+        settings.folder("status"),
+        settings.folder("work"),
+        settings.folder("project") / "labeled-data",
+    ]
     for root in roots:
         for path in stale_temporaries(root, older_than_s, now):
             try:
@@ -303,7 +317,9 @@ def stale_claims(settings: Settings, older_than_s: float, now: float) -> list[st
 # ----- the daily summary ---------------------------------------------------------------------
 
 
-def daily_summary(statuses: list[dict[str, Any]], since: datetime, extra: dict[str, Any]) -> dict[str, Any]:
+def daily_summary(
+    statuses: list[dict[str, Any]], since: datetime, extra: dict[str, Any]
+) -> dict[str, Any]:
     """Counts by state and kind, and what ended since ``since``, for a sysadmin's morning."""
     since_text = since.strftime("%Y-%m-%dT%H:%M:%SZ")
     recent = [s for s in statuses if str(s.get("updated", "")) >= since_text]
@@ -312,12 +328,17 @@ def daily_summary(statuses: list[dict[str, Any]], since: datetime, extra: dict[s
         "since": since_text,
         "by_state": dict(Counter(str(s.get("state")) for s in statuses)),
         "by_kind": dict(Counter(str(s.get("kind")) for s in statuses)),
-        "completed_since": sorted(f"{s.get('kind')}/{s.get('name')}" for s in recent
-                                  if s.get("state") == "complete"),
-        "failed_since": sorted(f"{s.get('kind')}/{s.get('name')}" for s in recent
-                               if s.get("state") == "failed"),
-        "failed_for_passing_reason": sorted(f"{s.get('kind')}/{s.get('name')}" for s in statuses
-                                            if s.get("state") == "failed" and s.get("passing_error")),
+        "completed_since": sorted(
+            f"{s.get('kind')}/{s.get('name')}" for s in recent if s.get("state") == "complete"
+        ),
+        "failed_since": sorted(
+            f"{s.get('kind')}/{s.get('name')}" for s in recent if s.get("state") == "failed"
+        ),
+        "failed_for_passing_reason": sorted(
+            f"{s.get('kind')}/{s.get('name')}"
+            for s in statuses
+            if s.get("state") == "failed" and s.get("passing_error")
+        ),
         **extra,
     }
 

@@ -35,7 +35,8 @@ def drop(source: Path, inbox: Path) -> Path:
 def events(fw: Framewatch, event: str, **match: Any) -> list[dict[str, Any]]:
     """The daemon's log events called ``event`` whose fields include ``match``."""
     return [
-        line for line in fw.log_events()
+        line
+        for line in fw.log_events()
         if line.get("event") == event and all(line.get(k) == v for k, v in match.items())
     ]
 
@@ -52,7 +53,9 @@ def half_bundles(fw: Framewatch) -> list[str]:
     labeled = fw.project / "labeled-data"
     for folder in sorted(labeled.iterdir()) if labeled.is_dir() else []:
         csv = folder / "selected_frames.csv"
-        if not csv.exists() or any(not (folder / line).exists() for line in csv.read_text().splitlines()):
+        if not csv.exists() or any(
+            not (folder / line).exists() for line in csv.read_text().splitlines()
+        ):
             found.append(folder.name)
     return found
 
@@ -99,7 +102,9 @@ class NotifyListener:
             for text in self.collect(0.2):
                 if text.startswith(prefix):
                     return text
-        raise AssertionError(f"no {prefix!r} within {timeout} s; got {[t for _, t in self.messages][-10:]}")
+        raise AssertionError(
+            f"no {prefix!r} within {timeout} s; got {[t for _, t in self.messages][-10:]}"
+        )
 
     def close(self) -> None:
         self.socket.close()

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from tests.harness import Framewatch
-from tests.ops import bundle_selected, drop, events, half_bundles, immutable, make_video, set_mutable
+from tests.ops import (
+    bundle_selected,
+    drop,
+    events,
+    half_bundles,
+    immutable,
+    make_video,
+    set_mutable,
+)
 
 RETRY_FAST = """
 [extract]
@@ -20,7 +28,7 @@ max_attempts = 1000
 
 @pytest.mark.parametrize("refusing", ["labeled-data", "videos"])
 def test_refused_project_folder_waits_and_retries(fw: Framewatch, refusing: str) -> None:
-    """A project folder that refuses writes: queued with a clear message, retried, complete once it accepts."""
+    """A project folder refusing writes: queued saying why, retried, complete once it accepts."""
     fw.settle_s = 0.3
     fw.extra_config = RETRY_FAST
     fw.write_config()
@@ -31,7 +39,11 @@ def test_refused_project_folder_waits_and_retries(fw: Framewatch, refusing: str)
 
         def retried_twice() -> dict[str, object] | None:
             status = fw.status("videos", "mouse") or {}
-            return status if int(status.get("attempts", 0)) >= 2 and status["state"] == "queued" else None
+            return (
+                status
+                if int(status.get("attempts", 0)) >= 2 and status["state"] == "queued"
+                else None
+            )
 
         waiting = fw.wait_for(retried_twice, 90, "two failed attempts")
         alive = fw.process is not None and fw.process.poll() is None
@@ -40,7 +52,10 @@ def test_refused_project_folder_waits_and_retries(fw: Framewatch, refusing: str)
     message = str(waiting["message"])
     assert True is alive
     assert (True, True, True) == (
-        message.startswith("Permission denied"), str(folder) in message, "Nothing is lost" in message)
+        message.startswith("Permission denied"),
+        str(folder) in message,
+        "Nothing is lost" in message,
+    )
     assert "complete" == status["state"], status
     assert 4 == len(bundle_selected(fw, "mouse"))
     assert ["mouse.mp4"] == sorted(path.name for path in (fw.project / "videos").iterdir())

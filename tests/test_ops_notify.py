@@ -24,7 +24,7 @@ def listener() -> Iterator[NotifyListener]:
 
 
 def test_ready_status_watchdog_and_stopping(fw: Framewatch, listener: NotifyListener) -> None:
-    """The daemon says READY once watching, pings every half WATCHDOG_USEC, says STOPPING on SIGTERM."""
+    """READY once watching, WATCHDOG=1 every half WATCHDOG_USEC, STOPPING on SIGTERM."""
     fw.env = {"NOTIFY_SOCKET": listener.env_value, "WATCHDOG_USEC": "1000000"}
     fw.start()
     ready = listener.wait_for("READY=1", timeout=10)
@@ -37,7 +37,7 @@ def test_ready_status_watchdog_and_stopping(fw: Framewatch, listener: NotifyList
 
 
 def test_stuck_loop_stops_watchdog_pings(fw: Framewatch, listener: NotifyListener) -> None:
-    """A loop blocked in a read (a hung share) withholds WATCHDOG=1; the pings resume once it moves."""
+    """A loop blocked in a read (a hung share) withholds WATCHDOG=1; pings resume once it moves."""
     fw.settle_s = 0.3
     fw.write_config()
     fw.env = {"NOTIFY_SOCKET": listener.env_value, "WATCHDOG_USEC": "1000000"}
@@ -45,7 +45,8 @@ def test_stuck_loop_stops_watchdog_pings(fw: Framewatch, listener: NotifyListene
     listener.wait_for("READY=1", timeout=10)
     drop(make_video(fw.root / "src", "long", 3000), fw.inbox("videos"))
     progress = fw.wait_for(
-        lambda: next((fw.root / "work" / "claims").glob("*/videos/*/progress.json"), None), 60,
+        lambda: next((fw.root / "work" / "claims").glob("*/videos/*/progress.json"), None),
+        60,
         "the worker's first progress",
     )
     assert fw.process is not None
@@ -94,7 +95,9 @@ def test_nothing_is_sent_without_notify_socket() -> None:
     ],
     ids=["usec", "our-pid", "other-pid", "zero", "absent"],
 )
-def test_watchdog_interval_is_half_of_watchdog_usec(env: dict[str, str], expected: float | None) -> None:
+def test_watchdog_interval_is_half_of_watchdog_usec(
+    env: dict[str, str], expected: float | None
+) -> None:
     """The ping interval is half of WATCHDOG_USEC, and only for the process WATCHDOG_PID names."""
     assert expected == watchdog_interval_s(env, os.getpid())
 

@@ -23,11 +23,16 @@ def wait_mid_extraction(fw: Framewatch, name: str) -> None:
     assert fw.process is not None
     pid = fw.process.pid
     fw.wait_for(
-        lambda: next((fw.root / "work" / "claims").glob(f"*.{pid}/videos/{name}.mp4/progress.json"), None),
-        90, f"{name} in the middle of its extraction",
+        lambda: next(
+            (fw.root / "work" / "claims").glob(f"*.{pid}/videos/{name}.mp4/progress.json"), None
+        ),
+        90,
+        f"{name} in the middle of its extraction",
     )
     time.sleep(0.3)
-    assert "processing" == (fw.status("videos", name) or {}).get("state"), "extraction ended too soon"
+    assert "processing" == (fw.status("videos", name) or {}).get("state"), (
+        "extraction ended too soon"
+    )
 
 
 def claimed_items(fw: Framewatch) -> list[Path]:
@@ -36,7 +41,7 @@ def claimed_items(fw: Framewatch) -> list[Path]:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_stop_signal_puts_unfinished_work_back(fw: Framewatch, sig: int) -> None:
-    """A stop signal mid-extraction: past the grace period the video goes back to the inbox; exit 0."""
+    """A stop signal mid-extraction: after the grace period the video is put back; exit 0."""
     fw.stop_grace_s = 0.5
     fw.settle_s = 0.3
     fw.extra_config = FAST
@@ -49,7 +54,9 @@ def test_stop_signal_puts_unfinished_work_back(fw: Framewatch, sig: int) -> None
     assert 0 == code
     assert ["long.mp4"] == sorted(path.name for path in fw.inbox("videos").iterdir())
     assert ("queued", "The daemon stopped before this finished; it will be redone.") == (
-        status.get("state"), status.get("message"))
+        status.get("state"),
+        status.get("message"),
+    )
     assert [] == claimed_items(fw)
     assert False is fw.bundle("long").exists()
     assert 1 == len(events(fw, "put back", name="long"))
@@ -71,7 +78,7 @@ def test_grace_period_lets_an_item_finish(fw: Framewatch) -> None:
 
 
 def test_kill_9_mid_extraction_twice_then_every_item_done_once(fw: Framewatch) -> None:
-    """kill -9 in the middle of extractions, twice: no half bundle shows, and each item ends done once."""
+    """kill -9 mid-extraction, twice: no half bundle shows, and each item is done once."""
     fw.settle_s = 0.3
     fw.extra_config = FAST
     fw.write_config()
@@ -93,7 +100,9 @@ def test_kill_9_mid_extraction_twice_then_every_item_done_once(fw: Framewatch) -
     project_videos = sorted(path.name for path in (fw.project / "videos").iterdir())
     assert [[], []] == seen_half
     assert 0 == code
-    assert {name: "complete" for name in names} == {n: fw.status("videos", n)["state"] for n in names}
+    assert {name: "complete" for name in names} == {
+        n: fw.status("videos", n)["state"] for n in names
+    }
     assert {name: 6 for name in names} == {name: len(bundle_selected(fw, name)) for name in names}
     assert [] == sorted(p.name for n in names for p in fw.bundle(n).glob("selected_frames.*.csv"))
     assert ["alpha.mp4", "beta.mp4"] == project_videos
@@ -113,13 +122,23 @@ def orphan_with_saved_result(fw: Framewatch, name: str, published: bool) -> Path
     item = fw.root / "work" / "claims" / f"{socket.gethostname()}.999999" / "videos" / f"{name}.mp4"
     (item / "input").mkdir(parents=True)
     (item.parent.parent / "owner.json").write_text(
-        json.dumps({"host": socket.gethostname(), "pid": 999999, "started": "0"}))
+        json.dumps({"host": socket.gethostname(), "pid": 999999, "started": "0"})
+    )
     video = make_video(item / "input", name, 120)
     origin = fw.inbox("videos") / video.name
-    (item / "item.json").write_text(json.dumps({"kind": "videos", "name": name, "origins": [str(origin)]}))
+    (item / "item.json").write_text(
+        json.dumps({"kind": "videos", "name": name, "origins": [str(origin)]})
+    )
     options = VideoOptions(frames_per_video=6, frame_range=(0.0, 1.0), context_frames=1)
-    job = Job(kind="videos", name=name, handler="handlers.video:handle_video", files=(video,),
-              options=options, folder=item, progress_file=item / "progress.json")
+    job = Job(
+        kind="videos",
+        name=name,
+        handler="handlers.video:handle_video",
+        files=(video,),
+        options=options,
+        folder=item,
+        progress_file=item / "progress.json",
+    )
     outcome = run_job(job)
     saved = {**outcome.result.__dict__, "staging": outcome.staging.name}
     (item / "result.json").write_text(json.dumps(saved, default=str))
@@ -130,8 +149,10 @@ def orphan_with_saved_result(fw: Framewatch, name: str, published: bool) -> Path
 
 
 @pytest.mark.parametrize("published", [False, True], ids=["before-publish", "after-publish"])
-def test_kill_9_during_publish_is_finished_from_saved_result(fw: Framewatch, published: bool) -> None:
-    """A claimed item whose handler had returned is published on the next start without running it again."""
+def test_kill_9_during_publish_is_finished_from_saved_result(
+    fw: Framewatch, published: bool
+) -> None:
+    """An item whose handler had returned is published on the next start, not run again."""
     orphan_with_saved_result(fw, "saved", published)
     fw.start()
     status = fw.wait_state("videos", "saved", timeout=60)

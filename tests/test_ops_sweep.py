@@ -1,4 +1,4 @@
-"""The nightly sweep and the retry policy: real daemons for the sweep, known answers for the policy."""
+"""The nightly sweep (real daemons) and the retry policy (known answers)."""
 
 from __future__ import annotations
 
@@ -63,7 +63,10 @@ def test_sweep_retries_passing_failures_prunes_and_summarizes(fw: Framewatch) ->
     fw.wait_for(lambda: events(fw, "sweep done"), 30, "the sweep")
     good = fw.wait_state("videos", "good", ("complete",), timeout=90)
     summary = json.loads(summary_file.read_text())
-    assert (True, True) == (gave_up["passing_error"], "The nightly sweep will try again." in gave_up["message"])
+    assert (True, True) == (
+        gave_up["passing_error"],
+        "The nightly sweep will try again." in gave_up["message"],
+    )
     assert (False, "failed") == (bad["passing_error"], fw.status("videos", "bad")["state"])
     assert "complete" == good["state"]
     assert 4 == len(bundle_selected(fw, "good"))
@@ -81,14 +84,18 @@ def _touch(path: Path) -> Path:
 
 
 def test_sweep_missed_while_down_runs_on_start(fw: Framewatch) -> None:
-    """A daemon that was down at the scheduled time sweeps on start, within the misfire grace time."""
-    fw.config.write_text(fw.config.read_text().replace("[workers]\n", "[workers]\nhost = \"late\"\n", 1)
-                         + f'\n[sweep]\ncron = "0 0 * * *"\nmisfire_grace_s = {TWO_DAYS_S}\n')
+    """A daemon down at the scheduled time sweeps on start, within the misfire grace time."""
+    fw.config.write_text(
+        fw.config.read_text().replace("[workers]\n", '[workers]\nhost = "late"\n', 1)
+        + f'\n[sweep]\ncron = "0 0 * * *"\nmisfire_grace_s = {TWO_DAYS_S}\n'
+    )
     state = fw.root / "work" / "sweep" / "late.json"
     state.parent.mkdir(parents=True)
     last = datetime.now(UTC) - timedelta(days=2)
     state.write_text(json.dumps({"last_run": last.isoformat()}))
-    old_video = make_old(make_video(fw.inbox("videos"), "kept-mtime", 60))  # copied with its old mtime
+    old_video = make_old(
+        make_video(fw.inbox("videos"), "kept-mtime", 60)
+    )  # copied with its old mtime
     fw.start()
     fw.wait_for(lambda: events(fw, "sweep done"), 30, "the catch-up sweep")
     status = fw.wait_state("videos", "kept-mtime", timeout=90)
@@ -101,12 +108,29 @@ def test_sweep_missed_while_down_runs_on_start(fw: Framewatch) -> None:
 
 @pytest.mark.parametrize(
     ("attempt", "draw", "expected"),
-    [(1, 0.0, 10.0), (2, 0.0, 20.0), (3, 0.0, 40.0), (7, 0.0, 600.0), (60, 0.0, 600.0),
-     (1, 1.0, 7.5), (7, 1.0, 450.0)],
-    ids=["first", "doubles", "doubles-again", "capped", "capped-far", "jitter-first", "jitter-capped"],
+    [
+        (1, 0.0, 10.0),
+        (2, 0.0, 20.0),
+        (3, 0.0, 40.0),
+        (7, 0.0, 600.0),
+        (60, 0.0, 600.0),
+        (1, 1.0, 7.5),
+        (7, 1.0, 450.0),
+    ],
+    ids=[
+        "first",
+        "doubles",
+        "doubles-again",
+        "capped",
+        "capped-far",
+        "jitter-first",
+        "jitter-capped",
+    ],
 )
-def test_backoff_doubles_up_to_the_cap_and_jitter_only_shortens(attempt: int, draw: float, expected: float) -> None:
-    """Delays double from first_delay_s up to max_delay_s; jitter takes up to `jitter` off, never adds."""
+def test_backoff_doubles_up_to_the_cap_and_jitter_only_shortens(
+    attempt: int, draw: float, expected: float
+) -> None:
+    """Delays double from first_delay_s up to max_delay_s; jitter only takes time off."""
     policy = Retry(first_delay_s=10.0, max_delay_s=600.0, jitter=0.25, max_attempts=8)
     assert expected == pytest.approx(backoff_delay(attempt, policy, lambda: draw))
 
@@ -117,7 +141,7 @@ def test_backoff_doubles_up_to_the_cap_and_jitter_only_shortens(attempt: int, dr
     ids=["sunday-0", "sunday-7", "monday", "weekdays", "name"],
 )
 def test_cron_weekdays_count_from_sunday(cron: str, weekday: int) -> None:
-    """Weekday numbers mean what they mean to cron (0 and 7 are Sunday), not APScheduler's Monday=0."""
+    """Weekday numbers mean what they mean to cron (0 and 7 are Sunday), not Monday=0."""
     saturday_noon = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
     fire = crontab_trigger(cron).get_next_fire_time(None, saturday_noon)
     assert weekday == fire.weekday()
@@ -129,7 +153,7 @@ def test_cron_weekdays_count_from_sunday(cron: str, weekday: int) -> None:
     ids=["missed-in-grace", "ran-since", "beyond-grace", "never-ran"],
 )
 def test_missed_run(last_run_h_ago: float | None, grace_h: float, expected: bool) -> None:
-    """A sweep is caught up when its time passed after the last run and lies within the grace time."""
+    """A sweep is caught up when its time passed after the last run, within the grace time."""
     now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)  # the daily 03:30 run was 8.5 h ago
     last = None if last_run_h_ago is None else now - timedelta(hours=last_run_h_ago)
     assert expected == missed_run(crontab_trigger("30 3 * * *"), last, now, grace_h * 3600)

@@ -27,19 +27,21 @@ def unit_settings(text: str) -> dict[str, list[str]]:
 
 
 def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
-    """`systemd-analyze verify` accepts the unit without a warning (ExecStart pointed at this venv)."""
+    """`systemd-analyze verify` accepts the unit without a warning (ExecStart: this venv)."""
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         pytest.skip("systemd-analyze is not installed")
     framewatch = Path(sys.executable).parent / "framewatch"
     if not framewatch.exists():
         pytest.skip(f"{framewatch} is absent: install the project in this environment")
-    # verify checks that ExecStart's program exists; the shipped path is where the README installs it.
+    # verify wants ExecStart's program to exist; the shipped path is the README's install.
     text = UNIT.read_text(encoding="utf-8")
     assert SHIPPED_EXEC in text
     copy = tmp_path / "framewatch.service"
     copy.write_text(text.replace(SHIPPED_EXEC, str(framewatch)), encoding="utf-8")
-    done = subprocess.run([analyze, "verify", str(copy)], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [analyze, "verify", str(copy)], capture_output=True, text=True, timeout=120
+    )
     assert (0, "") == (done.returncode, done.stderr.strip()), done.stderr
 
 
@@ -65,7 +67,9 @@ def test_unit_settings(key: str, expected: str) -> None:
     assert [expected] == unit_settings(UNIT.read_text(encoding="utf-8")).get(key)
 
 
-@pytest.mark.parametrize("key", ["StartLimitBurst", "StartLimitIntervalSec", "TimeoutStopSec", "WatchdogSec"])
+@pytest.mark.parametrize(
+    "key", ["StartLimitBurst", "StartLimitIntervalSec", "TimeoutStopSec", "WatchdogSec"]
+)
 def test_unit_limits_are_set(key: str) -> None:
     """Start limit, stop timeout and watchdog are set once, to a number of seconds or tries."""
     values = unit_settings(UNIT.read_text(encoding="utf-8")).get(key, [])
@@ -78,7 +82,7 @@ def test_unit_has_no_dynamic_user() -> None:
 
 
 def test_stop_timeout_leaves_room_for_the_grace_period() -> None:
-    """TimeoutStopSec exceeds the default stop_grace_s, so items in flight get their grace period."""
+    """TimeoutStopSec exceeds the default stop_grace_s, so items in flight get their grace."""
     from daemon.config import Workers
 
     timeout = int(unit_settings(UNIT.read_text(encoding="utf-8"))["TimeoutStopSec"][0])

@@ -28,6 +28,8 @@ SEVERITY_CAP = 5.0
 """A flag weighs at most this many flags, so one wild keypoint cannot outvote all others."""
 POOL_PER_FRAME = 3
 """Candidates considered per frame wanted when spreading the choice over poses, at least."""
+MIN_PRESENT_SHARE = 0.5
+"""A keypoint present in fewer frames than this share is left out of the pose PCA."""
 MAX_POOL = 4000
 """Candidates considered at most (every flagged frame up to this), to bound the work."""
 SAME_POSE_SHARE = 0.1
@@ -119,11 +121,20 @@ def pca_reconstruction_error(
     Lightning Pose's ``pca_singleview_error``, but fitted on the model's own confident
     predictions, so it works for outputs that never came with that file. A frame with missing
     keypoints is projected from the keypoints it has (least squares); a missing keypoint
-    gets NaN.
+    gets NaN. A keypoint missing in most frames is left out of the pose (NaN throughout), so
+    that one never-found keypoint does not leave no frame to fit on.
 
     Returns:
-        shape (frames, keypoints), or None when too few frames have every keypoint.
+        shape (frames, keypoints), or None when too few frames have the pose's keypoints.
     """
+    usable = np.mean(np.all(np.isfinite(xy), axis=2), axis=0) >= MIN_PRESENT_SHARE
+    if not usable.all():
+        part = pca_reconstruction_error(xy[:, usable], likelihood[:, usable], threshold, explained)
+        if part is None:
+            return None
+        partial = np.full(likelihood.shape, np.nan)
+        partial[:, usable] = part
+        return partial
     frames, keypoints, _ = xy.shape
     flat = xy.reshape(frames, 2 * keypoints)
     fit_rows = confident_rows(xy, likelihood, threshold)
@@ -137,13 +148,16 @@ def pca_reconstruction_error(
     complete = np.all(np.isfinite(flat), axis=1)
     recon = np.full_like(flat, np.nan)
     recon[complete] = centred[complete] @ axes.T @ axes
-    for row in np.flatnonzero(~complete):
-        seen = np.isfinite(flat[row])
+    # Rows missing the same keypoints share one least-squares problem: solve it once for all.
+    masks, pattern = np.unique(np.isfinite(flat[~complete]), axis=0, return_inverse=True)
+    rows = np.flatnonzero(~complete)
+    for number, seen in enumerate(masks):
+        group = rows[pattern.ravel() == number]
         if seen.any() and axes.shape[0]:
-            coef, *_ = np.linalg.lstsq(axes[:, seen].T, centred[row, seen], rcond=None)
-            recon[row] = coef @ axes
+            coef, *_ = np.linalg.lstsq(axes[:, seen].T, centred[group][:, seen].T, rcond=None)
+            recon[group] = coef.T @ axes
         else:
-            recon[row] = 0.0
+            recon[group] = 0.0
     error = (centred - recon).reshape(frames, keypoints, 2)
     return np.linalg.norm(error, axis=-1)
 

@@ -83,6 +83,18 @@ def test_pca_error_projects_a_pose_with_a_missing_keypoint_from_the_rest() -> No
     assert np.isfinite(error[7, [0, 2]]).all()
 
 
+def test_pca_error_leaves_out_a_keypoint_the_model_never_finds() -> None:
+    """A keypoint missing in every frame gets NaN; the others are still measured."""
+    rng = np.random.default_rng(1)
+    shape = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 20.0]])
+    xy = shape[None] + rng.uniform(0, 100, (100, 1, 2))
+    xy[:, 2] = np.nan
+    error = hardness.pca_reconstruction_error(xy, np.ones((100, 3)), 0.9, 0.99)
+    assert error is not None
+    assert np.isnan(error[:, 2]).all()
+    assert np.isfinite(error[:, :2]).all()
+
+
 def test_robust_z_scores_constant_columns_zero() -> None:
     """A constant column (a keypoint the model never moves) is never an outlier."""
     values = np.full((100, 2), 4.0)

@@ -243,6 +243,16 @@ def test_sample_is_bounded_and_evenly_spaced(videos: dict[str, Path]) -> None:
     assert (0.0, True) == (float(scan.motion[0]), bool(np.all((ratios > 1.0) & (ratios < 1.3))))
 
 
+def test_sample_fits_the_byte_budget(
+    videos: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Larger reduced frames mean fewer samples: their bytes stay within MAX_SAMPLE_BYTES."""
+    monkeypatch.setattr(frames, "MAX_SAMPLE_BYTES", 16 * 2048)
+    path = video(videos, "mp4v-mp4")
+    scan = frames.scan_video(path, reduce=lambda image: np.zeros(2048, dtype=np.uint8))
+    assert (True, 2048) == (scan.thumbs.nbytes <= 16 * 2048, scan.thumbs.shape[1])
+
+
 def test_luma_features_follow_the_grey_image(videos: dict[str, Path]) -> None:
     """Features from the decoder's luma plane match those from BGR converted to grey."""
     path = video(videos, "mp4v-mp4")

@@ -16,7 +16,8 @@ In one run, each in a fresh child process (so peak memory is that process's own)
            first ``--known-frames`` frames only, beside a plain decode of those same frames.
 Wall and CPU time are measured inside the child around the work itself (interpreter start
 and imports excluded); peak memory is the child's maximum resident set (``ru_maxrss``,
-which includes the imports), cross-checked by sampling its process tree with psutil.
+which includes the imports), cross-checked by sampling the largest resident set in its
+process tree with psutil every 50 ms.
 
 Generated videos (``--minutes``) are H.264 made with ffmpeg when it is installed (a clip of
 ../shared/data/openfield re-encoded with x264 defaults, or ffmpeg's testsrc2 with noise
@@ -206,6 +207,13 @@ def child_main(kind: str, video: Path, staging: Path, limit: int | None) -> None
         "handler": lambda: run_handler(video, staging),
         "known": lambda: run_known(video, staging, limit or 2**62),
     }
+    # Imports are not part of the work: load what each needs before the clock starts.
+    if kind == "handler":
+        import handlers.video  # noqa: F401
+    if kind == "known":
+        import sklearn.cluster
+        import sklearn.decomposition  # noqa: F401
+
     wall, cpu = time.perf_counter(), cpu_seconds()
     outcome = work[kind]()
     wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
@@ -246,7 +254,7 @@ def measure_child(
     sampled = 0
     parent = psutil.Process(process.pid)
     while process.poll() is None:
-        sampled = max(sampled, _tree_rss(parent))
+        sampled = max(sampled, _largest_rss(parent))
         time.sleep(SAMPLE_EVERY_S)
     stdout = process.stdout.read() if process.stdout else ""
     shutil.rmtree(staging, ignore_errors=True)
@@ -263,16 +271,18 @@ def measure_child(
     )
 
 
-def _tree_rss(process: Any) -> int:
+def _largest_rss(process: Any) -> int:
+    """The largest resident set among a process and its descendants (not their sum: a
+    child just forked shares its parent's pages, and summing would count them twice)."""
     import psutil
 
-    total = 0
-    try:
-        for member in [process, *process.children(recursive=True)]:
-            total += member.memory_info().rss
-    except psutil.Error:
-        pass
-    return total
+    largest = 0
+    for member in [process, *process.children(recursive=True)]:
+        try:
+            largest = max(largest, member.memory_info().rss)
+        except psutil.Error:
+            continue
+    return largest
 
 
 def video_facts(video: Path) -> dict[str, Any]:

@@ -4,9 +4,11 @@
                                           [--repeats 1] [--out DIR]
 
 The same batch of barcode videos (tests/media.py) is dropped into a fresh root and taken by
-``framewatch once`` (settle_s = 0, max_workers = 2), three ways in one run:
+``framewatch once`` (settle_s = 0, max_workers = 2), four ways in one run:
 
 - local: ``executor = "local"``, a process per item, two at a time;
+- local 1t: the same with OMP/MKL/OPENBLAS_NUM_THREADS=1, as Dask's nanny sets for its
+  workers, to tell the executor's effect apart from that of numerical threads;
 - dask 1 / dask 2: ``executor = "dask"`` with a scheduler and 1 or 2 single-threaded workers
   on 127.0.0.1 (tests/dask_cluster.py). A cluster lives long, so its workers are warmed up
   with one small video before the timed batch (imports of OpenCV and scikit-learn happen
@@ -34,7 +36,8 @@ from tests.dask_cluster import LoopbackCluster
 from tests.harness import Framewatch
 from tests.media import write_barcode_video
 
-WAYS = ("local", "dask 1", "dask 2")
+WAYS = ("local", "local 1t", "dask 1", "dask 2")
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
 
 def parse_time(stamp: str) -> float:
@@ -92,8 +95,8 @@ def measure(
 ) -> tuple[float, float, dict[str, bytes]]:
     """One timed batch the way ``way`` says, on a cluster of its own for the dask ways."""
     root = work / f"{way.replace(' ', '')}-{time.monotonic_ns()}"
-    if way == "local":
-        return run_once(root, videos, {})
+    if way.startswith("local"):
+        return run_once(root, videos, ONE_THREAD if way == "local 1t" else {})
     workers = int(way.split()[1])
     with LoopbackCluster(root / "cluster") as cluster:
         cluster.start(workers=workers)
@@ -142,7 +145,7 @@ def main() -> None:
                 reference = produced
             results_by_way[way] = produced
             print(
-                f"  repeat {repeat + 1} {way:7s} wall {wall:6.1f} s  span {span:6.1f} s", flush=True
+                f"  repeat {repeat + 1} {way:8s} wall {wall:6.1f} s  span {span:6.1f} s", flush=True
             )
         for way in WAYS:
             identical[way] = identical[way] and results_by_way[way] == reference
@@ -154,7 +157,10 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- | --- |")
     for way in WAYS:
         wall, span = statistics.median(walls[way]), statistics.median(spans[way])
-        executor, workers = ("local", "2 processes") if way == "local" else ("dask", way.split()[1])
+        executor, workers = {
+            "local": ("local", "2 processes"),
+            "local 1t": ("local, 1 BLAS thread", "2 processes"),
+        }.get(way, ("dask", way.split()[1]))
         same = "yes" if identical[way] else "NO"
         print(
             f"| {executor} | {workers} | {wall:.1f} | {span:.1f} "

@@ -419,6 +419,8 @@ class Daemon:
         passing = is_passing(exc)
         attempts = 0
         if passing and self.retry_passing_errors and not self.stopping.is_set():
+            if not (item.folder / RESULT_FILE).exists():
+                clear_staging(item)  # a half-written attempt: free the space it holds now
             attempts = count_attempt(item, exc)
             policy = self.settings.retry
             if attempts < policy.max_attempts:

@@ -91,8 +91,12 @@ def handle_video(
 
     def write(index: int, image: npt.NDArray[np.uint8]) -> None:
         name = bundle.frame_filename(index)
-        if not cv2.imwrite(str(staging / name), image):
-            raise OSError(f"could not write {staging / name}")
+        encoded, png = cv2.imencode(".png", image)
+        if not encoded:
+            raise OSError(f"could not encode frame {index} of {video.name} as PNG")
+        # Written by Python, not cv2.imwrite, so a full disk or a refused folder raises an
+        # OSError with its errno, which the daemon knows to wait out and retry.
+        (staging / name).write_bytes(png.tobytes())
         written.append(name)
 
     frames.export_frames(

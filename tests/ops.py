@@ -28,7 +28,12 @@ def make_video(folder: Path, name: str, frames: int) -> Path:
 def drop(source: Path, inbox: Path) -> Path:
     """Move a finished file into an inbox in one rename, as a copy tool's last step does."""
     target = inbox / source.name
-    os.replace(source, target)
+    try:
+        os.replace(source, target)
+    except OSError:  # another filesystem: copy under an ignored name first, as rsync does
+        partial = inbox / f".{source.name}.part"
+        shutil.copyfile(source, partial)
+        os.replace(partial, target)
     return target
 
 

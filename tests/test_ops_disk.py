@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
 import pytest
 
 from tests.harness import Framewatch
@@ -62,3 +69,59 @@ def test_refused_project_folder_waits_and_retries(fw: Framewatch, refusing: str)
     assert [] == half_bundles(fw)
     assert 1 == len(events(fw, "started", name="mouse"))  # retries publish the saved result
     assert 0 == fw.stop()
+
+
+@contextlib.contextmanager
+def small_filesystem(folder: Path, size_bytes: int) -> Iterator[Callable[[int], None]]:
+    """Mount a tmpfs of ``size_bytes`` at ``folder``; yield a function that resizes it."""
+    mount = shutil.which("mount")
+    if mount is None or os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs mount(8) and root")
+    folder.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        [mount, "-t", "tmpfs", "-o", f"size={size_bytes}", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip()})")
+
+    def resize(new_size: int) -> None:
+        subprocess.run([mount, "-o", f"remount,size={new_size}", str(folder)], check=True)
+
+    try:
+        yield resize
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def test_full_disk_waits_and_retries(tmp_path: Path) -> None:
+    """A share too full for the frames: the item waits saying the disk is full, then completes."""
+    video = make_video(tmp_path / "src", "mouse", 80)
+    size = (video.stat().st_size // 4096 + 1) * 4096 + 160 * 1024  # room for the video, not frames
+    with (
+        small_filesystem(tmp_path / "share", size) as resize,
+        Framewatch(tmp_path / "share", settle_s=0.3, extra_config=RETRY_FAST) as fw,
+    ):
+        fw.log = tmp_path / "daemon.log"  # the log is journald's, not on the share
+        fw.start()
+        drop(video, fw.inbox("videos"))
+
+        def waiting_for_room() -> dict[str, object] | None:
+            status = fw.status("videos", "mouse") or {}
+            attempts = int(status.get("attempts", 0))
+            return status if attempts >= 2 and status["state"] == "queued" else None
+
+        waiting = fw.wait_for(waiting_for_room, 90, "two attempts that met a full disk")
+        alive = fw.process is not None and fw.process.poll() is None
+        resize(64 * 1024 * 1024)
+        status = fw.wait_state("videos", "mouse", timeout=90)
+        selected = bundle_selected(fw, "mouse")
+        kept = sorted(path.name for path in (fw.project / "videos").iterdir())
+        code = fw.stop()
+    assert True is alive
+    assert (True, True) == (
+        str(waiting["message"]).startswith("The disk is full"),
+        "Nothing is lost" in str(waiting["message"]),
+    )
+    assert ("complete", 4, ["mouse.mp4"], 0) == (status["state"], len(selected), kept, code)

@@ -67,7 +67,7 @@ class Inference(_Section):
     likelihood_threshold: float = Field(0.9, ge=0)
     z_threshold: float = Field(3.0, gt=0)
     pca_variance: float = Field(0.99, gt=0, le=1)
-    min_spacing_frames: int = Field(10, ge=0)
+    min_spacing_frames: int = Field(4, ge=0)
 
 
 class Zips(_Section):

@@ -358,7 +358,7 @@ def choose_hard_frames(
     n: int,
     window: tuple[int, int],
     exclude: Iterable[int] = (),
-    spacing: int = 10,
+    spacing: int = 4,
 ) -> list[int]:
     """Choose ``n`` distinct frames the model finds hardest, spread over poses and moments.
 

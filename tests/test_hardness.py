@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.cluster import KMeans
 
 from handlers import hardness
+from tests.active_learning import lightning_pose_app, ours
 from tests.synthetic_predictions import ERROR_KINDS, SyntheticPredictions, make_predictions
 
 
@@ -200,53 +200,11 @@ def test_choice_discounts_a_pose_it_already_has() -> None:
 def test_choice_is_the_same_for_the_same_input() -> None:
     """Same predictions, same frames."""
     data = make_predictions(frames=1500, errors_per_kind=5, seed=4)
-    first = ours(data, 20)
-    assert first == ours(data, 20)
+    first = ours(data.xy, data.likelihood, 20)
+    assert first == ours(data.xy, data.likelihood, 20)
 
 
 # ----- the measure: recovery of injected errors, ours against the Lightning Pose app's ------------
-
-
-def ours(data: SyntheticPredictions, n: int, likelihood_threshold: float = 0.9) -> list[int]:
-    """Our choice with the config's defaults, as the handler makes it."""
-    signals = hardness.model_signals(data.xy, data.likelihood, likelihood_threshold, 0.99)
-    scores, _ = hardness.frame_scores(signals, data.likelihood, likelihood_threshold, 3.0)
-    window = (2, data.xy.shape[0] - 2)
-    return hardness.choose_hard_frames(scores, hardness.pose_features(data.xy), n, window)
-
-
-def lightning_pose_app(
-    data: SyntheticPredictions, n: int, likelihood_threshold: float = 0.0, z: float = 3.0
-) -> list[int]:
-    """The known approach, as the issue describes the Lightning Pose app's.
-
-    Per keypoint, flag likelihood below the threshold (0 by default) and |z| > 3 of each
-    metric (temporal norm and pose-PCA error, as if the model had written those files); keep
-    frames above the median keypoint motion; score = number of flags; keep the 10 x N
-    highest with a score above 0; k-means on their keypoint coordinates; take the
-    highest-scoring frame of each cluster.
-    """
-    xy, likelihood = data.xy, data.likelihood
-    signals = hardness.model_signals(xy, likelihood, 0.9, 0.99)
-    metrics = [signals["temporal_norm"], signals["pca_singleview"]]
-    kept = xy.copy()
-    kept[likelihood < likelihood_threshold] = np.nan
-    steps = np.nanmean(np.linalg.norm(np.diff(kept, axis=0), axis=2), axis=1)
-    motion = np.concatenate([[0.0], steps])
-    moving = np.flatnonzero(motion > np.percentile(motion, 50))
-    flags = (likelihood[moving] < likelihood_threshold).sum(axis=1).astype(float)
-    for metric in metrics:
-        values = metric[moving]
-        flags += (np.abs((values - values.mean(axis=0)) / values.std(axis=0)) > z).sum(axis=1)
-    top = np.argsort(-flags, kind="stable")[: 10 * n]
-    top = top[flags[top] > 0]
-    frames, scores = moving[top], flags[top]
-    if frames.size == 0:
-        return []
-    labels = KMeans(n_clusters=min(n, frames.size), n_init=10, random_state=0).fit_predict(
-        xy[frames].reshape(frames.size, -1)
-    )
-    return sorted(int(frames[labels == c][np.argmax(scores[labels == c])]) for c in set(labels))
 
 
 def recovered(data: SyntheticPredictions, chosen: list[int]) -> int:
@@ -264,9 +222,13 @@ def test_ours_recovers_at_least_as_many_injected_errors_as_the_lightning_pose_ap
     print(f"{'N':>4} {'method':<34} {'returned':>8} {'recovered':>9} {'share':>6} {'hit rate':>8}")
     for n in (10, 50):
         rows = {
-            "ours (likelihood threshold 0.9)": [ours(d, n) for d in datasets],
-            "LP app (its default threshold 0)": [lightning_pose_app(d, n) for d in datasets],
-            "LP app (threshold 0.9)": [lightning_pose_app(d, n, 0.9) for d in datasets],
+            "ours (likelihood threshold 0.9)": [ours(d.xy, d.likelihood, n) for d in datasets],
+            "LP app (its default threshold 0)": [
+                lightning_pose_app(d.xy, d.likelihood, n) for d in datasets
+            ],
+            "LP app (threshold 0.9)": [
+                lightning_pose_app(d.xy, d.likelihood, n, 0.9) for d in datasets
+            ],
         }
         found = {}
         for name, choices in rows.items():

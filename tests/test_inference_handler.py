@@ -30,7 +30,7 @@ def options_for(stem: str = STEM, **overrides: Any) -> InferenceOptions:
         "likelihood_threshold": 0.9,
         "z_threshold": 3.0,
         "pca_variance": 0.99,
-        "min_spacing_frames": 10,
+        "min_spacing_frames": 4,
         "stem": stem,
         **overrides,
     }

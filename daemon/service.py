@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import random
 import shutil
 import socket
@@ -22,7 +23,14 @@ from typing import Any
 
 from daemon import status as st
 from daemon.atomic import read_json, write_json_atomic
-from daemon.claim import PROGRESS_FILE, RESULT_FILE, ClaimedItem, ClaimFolder, release
+from daemon.claim import (
+    OWNER_FILE,
+    PROGRESS_FILE,
+    RESULT_FILE,
+    ClaimedItem,
+    ClaimFolder,
+    release,
+)
 from daemon.config import Settings
 from daemon.inbox import Arrival
 from daemon.kinds import KINDS, read_sidecar
@@ -496,6 +504,11 @@ class Daemon:
         self.log.info("sweep started")
         try:
             self.scan(time.monotonic())
+            with contextlib.suppress(OSError):  # "alive", for other hosts' sweeps
+                os.utime(self.claims.folder / OWNER_FILE)
+            for item in self.claims.adopt_orphans():  # a daemon of this host died meanwhile
+                self.log.info("adopted", kind=item.kind, name=item.name, folder=str(item.folder))
+                self.waiting.append(Waiting(item))
             for waiting in self.waiting:
                 waiting.not_before = 0.0  # the sweep is a retry for everything waiting
             rounds_file = self.schedule.state_file.parent / "rounds.json"

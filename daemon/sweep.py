@@ -18,6 +18,7 @@ the next start when it is still within that grace time.
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import threading
@@ -31,7 +32,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from daemon.atomic import read_json, write_json_atomic
-from daemon.claim import OWNER_FILE, owner_is_alive, remove_empty_tree
+from daemon.claim import OWNER_FILE, glob_escape, owner_is_alive, remove_empty_tree
+from handlers.bundle import SELECTED_CSV
 
 if TYPE_CHECKING:
     from daemon.config import Retry, Settings
@@ -39,8 +41,10 @@ if TYPE_CHECKING:
 SUMMARY_PREFIX = "summary-"
 STATE_FOLDER = "sweep"
 ROUNDS_FILE = "rounds.json"
-# Names our own atomic writes and merges use while writing (daemon/atomic.py, publish.py).
-WORKING_FILE_PATTERNS = (".*.tmp", ".*.incoming")
+# Names our own atomic writes (daemon/atomic.py) use while writing. In labeled-data/, which
+# people open too, only the names of our CSV rewrites and of publish.py's merges.
+OUR_TEMPORARIES = (".*.tmp",)
+OUR_BUNDLE_TEMPORARIES = (f".{SELECTED_CSV}.*.tmp", ".*.incoming")
 
 # A number in cron's day-of-week field that is not a step ("*/2"): cron counts from Sunday.
 _WEEKDAY_NUMBER = re.compile(r"(?<![/\d])\d+")
@@ -242,8 +246,28 @@ def move_back_to_inbox(inbox: Path, kept: list[dict[str, Any]]) -> bool:
         not path.exists() or (inbox / name).exists() for path, name in pairs
     ):
         return False
-    for path, name in pairs:
-        path.rename(inbox / name)
+    try:
+        return all(move_without_replacing(path, inbox / name) for path, name in pairs)
+    except OSError:
+        return False  # another host's sweep moved it first, or the share went away: next time
+
+
+def move_without_replacing(source: Path, target: Path) -> bool:
+    """Rename ``source`` to ``target`` unless ``target`` exists (a rename alone would replace it).
+
+    A hard link cannot replace a file, so it decides; where links are not allowed (some SMB
+    shares, folders) a checked rename does, which leaves only a tiny window.
+    """
+    try:
+        os.link(source, target)
+    except FileExistsError:
+        return False
+    except OSError:
+        if target.exists():
+            return False
+        source.rename(target)
+        return True
+    source.unlink()
     return True
 
 
@@ -260,19 +284,19 @@ def prune_working_files(
     """
     removed: list[Path] = []
     roots = [
-        settings.folder("status"),
-        settings.folder("work"),
-        settings.folder("project") / "labeled-data",
+        (settings.folder("status"), OUR_TEMPORARIES),
+        (settings.folder("work"), OUR_TEMPORARIES),
+        (settings.folder("project") / "labeled-data", OUR_BUNDLE_TEMPORARIES),
     ]
-    for root in roots:
-        for path in stale_temporaries(root, older_than_s, now):
+    for root, patterns in roots:
+        for path in stale_temporaries(root, patterns, older_than_s, now):
             try:
                 path.unlink()
                 removed.append(path)
             except OSError:
                 continue
     claims = settings.folder("work") / "claims"
-    for folder in sorted(claims.glob(f"{host}.*")) if claims.is_dir() else []:
+    for folder in sorted(claims.glob(f"{glob_escape(host)}.*")) if claims.is_dir() else []:
         owner = read_json(folder / OWNER_FILE)
         if isinstance(owner, dict) and owner.get("host") == host and not owner_is_alive(owner):
             remove_empty_tree(folder)
@@ -281,10 +305,15 @@ def prune_working_files(
     return removed
 
 
-def stale_temporaries(root: Path, older_than_s: float, now: float) -> list[Path]:
-    """Hidden temporaries under ``root`` not touched for ``older_than_s``; skips claimed inputs."""
+def stale_temporaries(
+    root: Path, patterns: tuple[str, ...], older_than_s: float, now: float
+) -> list[Path]:
+    """Files under ``root`` named like ``patterns``, untouched for ``older_than_s``.
+
+    Claimed inputs are skipped, whatever their names: they are the user's.
+    """
     found = []
-    for pattern in WORKING_FILE_PATTERNS:
+    for pattern in patterns:
         for path in root.rglob(pattern) if root.is_dir() else []:
             if "input" in path.relative_to(root).parts:
                 continue  # a claimed item's input is the user's, whatever its name
@@ -297,9 +326,11 @@ def stale_temporaries(root: Path, older_than_s: float, now: float) -> list[Path]
 
 
 def stale_claims(settings: Settings, older_than_s: float, now: float) -> list[str]:
-    """Claims folders that hold items and whose owner file is older than ``older_than_s``.
+    """Claims folders that hold items and whose owner file was not touched for ``older_than_s``.
 
-    They may belong to a daemon on another host that died; only that host can adopt them.
+    Every sweep touches its daemon's owner file, so a live daemon's is never that old; such a
+    folder likely belongs to a daemon on another host that died, and only that host (or one
+    started with its host name) can adopt its items.
     """
     claims = settings.folder("work") / "claims"
     found = []

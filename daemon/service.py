@@ -105,7 +105,6 @@ class Daemon:
         self.settled: dict[tuple[str, str], Arrival] = {}
         self.waiting: list[Waiting] = []
         self.running: dict[tuple[str, str], Running] = {}
-        self.attempts: dict[tuple[str, str], int] = {}
         self.failed_count = 0
         self.completed_count = 0
         self.retry_passing_errors = True
@@ -404,7 +403,6 @@ class Daemon:
             self.handle_failure(item, exc)
             return
         self.completed_count += 1
-        self.attempts.pop(item.key, None)
         self.record(
             item.kind,
             item.name,
@@ -448,7 +446,6 @@ class Daemon:
         else:
             problems = describe_failure(exc)
         self.failed_count += 1
-        self.attempts.pop(item.key, None)
         log.error("failed", problems=problems, error=f"{type(exc).__name__}: {exc}")
         try:
             failed = self.settings.folder("failed") / item.kind

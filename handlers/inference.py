@@ -245,16 +245,15 @@ def load_drop(files: Sequence[Path], options: InferenceOptions) -> ModelOutput:
     problems += ensemble_problems(loaded)
     video, video_problems = choose_video(drop, options)
     problems += video_problems
-    if problems:
-        raise InputError(problems)
-    assert video is not None
-    metrics = load_metrics(drop, loaded[0], problems)
-    where = loaded[0].path.name
-    if len(loaded) > 1:
-        where = f"each of the {len(loaded)} prediction files"
-    count_problems = collect(problems, frame_count_problems, video, loaded[0].frame_count, where)
-    problems += count_problems or []
-    if problems:
+    # Check all that can still be checked, so one failed drop lists every problem.
+    metrics = load_metrics(drop, loaded[0], problems) if loaded else {}
+    if loaded and video is not None:
+        where = loaded[0].path.name
+        if len(loaded) > 1:
+            where = f"each of the {len(loaded)} prediction files"
+        count = collect(problems, frame_count_problems, video, loaded[0].frame_count, where)
+        problems += count or []
+    if problems or video is None:
         raise InputError(problems)
     warnings = [f"{path.name} is not a file of this drop and was not used" for path in drop.ignored]
     return ModelOutput(video, loaded, metrics, warnings)

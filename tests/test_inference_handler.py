@@ -222,6 +222,11 @@ def several_at_once(drop: Path) -> None:
     no_video(drop)
 
 
+def metric_and_length(drop: Path) -> None:
+    metric_of_another_model(drop)
+    fewer_video_frames(drop)
+
+
 BAD_INPUTS = [
     pytest.param(no_header, 1, ["expected three header rows", f"{STEM}.csv"], id="no-header-rows"),
     pytest.param(unknown_coords, 1, ["unknown coords 'score'"], id="unknown-coords"),
@@ -246,6 +251,7 @@ BAD_INPUTS = [
         metric_of_another_model, 1, ["'tail_tip'", "another model"], id="metric-keypoints"
     ),
     pytest.param(several_at_once, 1, ["expected numbers", "no video"], id="every-problem-at-once"),
+    pytest.param(metric_and_length, 1, ["'tail_tip'", "has 250 frames"], id="metric-and-row-count"),
 ]
 
 

@@ -11,8 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from daemon.config import Retry
-from daemon.sweep import backoff_delay, crontab_trigger, missed_run
+from daemon.config import Retry, Settings
+from daemon.sweep import (
+    backoff_delay,
+    crontab_trigger,
+    missed_run,
+    prune_working_files,
+    revive_passing_failures,
+)
 from tests.harness import Framewatch
 from tests.ops import bundle_selected, drop, events, immutable, make_video, set_mutable
 
@@ -164,3 +170,64 @@ def test_bad_cron_is_a_config_error_naming_the_key(fw: Framewatch) -> None:
     fw.config.write_text(fw.config.read_text() + '\n[sweep]\ncron = "0 3 * *"\n')
     done = fw.cli("check-config")
     assert (2, True) == (done.returncode, "sweep.cron" in done.stderr)
+
+
+def failed_status(settings: Settings, name: str, passing: bool) -> dict[str, object]:
+    """A failed status as the daemon writes it, with its input kept under failed/videos/."""
+    kept = settings.folder("failed") / "videos" / f"{name}.mp4"
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    kept.write_bytes(b"video bytes")
+    entry = {"path": str(kept), "name": f"{name}.mp4"}
+    return {
+        "kind": "videos",
+        "name": name,
+        "state": "failed",
+        "passing_error": passing,
+        "kept": [entry],
+    }
+
+
+def test_revive_puts_back_passing_failures_only_up_to_sweep_rounds(tmp_path: Path) -> None:
+    """Failed for a passing reason: back to the inbox once per round, up to sweep_rounds; bad
+    input stays; a name taken in the inbox is left for the next sweep, never replaced."""
+    settings = Settings(root=tmp_path, retry=Retry(sweep_rounds=1))
+    inbox = settings.folder("videos")
+    inbox.mkdir(parents=True)
+    (inbox / "taken.mp4").write_bytes(b"a newer copy")
+    statuses = [
+        failed_status(settings, name, passing)
+        for name, passing in [("passing", True), ("bad", False), ("taken", True)]
+    ]
+    rounds = tmp_path / "work" / "sweep" / "rounds.json"
+    first = revive_passing_failures(settings, statuses, rounds)
+    (inbox / "passing.mp4").rename(settings.folder("failed") / "videos" / "passing.mp4")
+    second = revive_passing_failures(settings, statuses, rounds)
+    assert [("videos", "passing")] == first
+    assert [] == second
+    assert b"a newer copy" == (inbox / "taken.mp4").read_bytes()
+    assert ["bad.mp4", "passing.mp4", "taken.mp4"] == sorted(
+        path.name for path in (settings.folder("failed") / "videos").iterdir()
+    )
+
+
+def test_prune_removes_only_our_stale_temporaries(tmp_path: Path) -> None:
+    """Old hidden temporaries of ours go; fresh ones, claimed inputs and bundle files stay."""
+    settings = Settings(root=tmp_path)
+    bundle = settings.folder("project") / "labeled-data" / "mouse"
+    claimed_input = settings.folder("work") / "claims" / "h.1" / "videos" / "x.mp4" / "input"
+    old = [
+        _touch(settings.folder("status") / "videos" / ".mouse.json.k2j3.tmp"),
+        _touch(bundle / ".selected_frames.csv.a8f1.tmp"),
+        _touch(bundle / ".img00000001.png.incoming"),
+    ]
+    kept = [
+        _touch(claimed_input / ".x.json.tmp"),  # a user's file, whatever its name
+        _touch(bundle / ".notes.tmp"),  # a labeller's file in the bundle
+        _touch(bundle / "img00000001.png"),
+    ]
+    for path in old + kept:
+        make_old(path)
+    fresh = _touch(settings.folder("status") / "videos" / ".other.json.b7c8.tmp")
+    removed = prune_working_files(settings, "h", older_than_s=3600, now=time.time())
+    assert sorted(old) == sorted(removed)
+    assert [True] * 4 == [path.exists() for path in [*kept, fresh]]

@@ -5,13 +5,15 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from tests.harness import Framewatch, shared_file
+from tests.harness import Framewatch, copy_slowly, shared_file
 from tests.media import read_barcode, write_barcode_video
 from tests.synthetic_predictions import make_predictions, write_csv
 
@@ -196,4 +198,29 @@ def test_predictions_for_a_video_dropped_earlier(fw: Framewatch) -> None:
     dated = list(bundle.glob("selected_frames.*.csv"))
     assert [first_list] == [p.read_text() for p in dated]
     assert "mouse7.mp4" == status["report"]["video"]
+    assert 0 == fw.stop()
+
+
+def test_drop_waits_until_every_file_of_it_is_copied(fw: Framewatch) -> None:
+    """While the video of a drop still grows, its settled CSV is not taken on its own."""
+    synthetic_drop(fw.root / "src", "slow", frames=300)
+    fw.start()
+    target = fw.inbox("inference") / "slow.mp4"
+    copier = threading.Thread(
+        target=copy_slowly, args=(fw.root / "src" / "slow.mp4", target), kwargs={"chunks": 10}
+    )
+    copier.start()
+    fw.wait_for(target.exists, 10, "the copy to start")
+    shutil.copy(fw.root / "src" / "slow.csv", fw.inbox("inference") / "slow.csv")
+    seen_early = []
+    while copier.is_alive():
+        seen_early.append(fw.status("inference", "slow"))
+        time.sleep(0.1)
+    copier.join()
+    assert [] == [status for status in seen_early if status is not None]
+    status = fw.wait_state("inference", "slow")
+    assert "complete" == status["state"], status
+    assert 300 == status["report"]["frame_count"]
+    for png in fw.bundle("slow").glob("img*.png"):
+        assert int(png.stem[3:]) == read_barcode(cv2.imread(str(png)))
     assert 0 == fw.stop()

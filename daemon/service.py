@@ -159,8 +159,8 @@ class Daemon:
         )
         self.notifier.ready(self.describe_state())
         self.notifier.start_watchdog(self.heartbeat, self.log_stall)
-        self.schedule.start()
         try:
+            self.start_schedule()
             while not self.stopping.is_set():
                 self.step(claim=True)
                 watch.check(time.monotonic())
@@ -171,7 +171,8 @@ class Daemon:
                 self.wake.wait(self.sleep_time())
                 self.wake.clear()
         finally:
-            self.log.info("stop requested", signal=self.stop_reason)
+            if self.stop_reason:
+                self.log.info("stop requested", signal=self.stop_reason)
             self.notifier.stopping()
             self.schedule.stop()
             self.sweeps.release_all()
@@ -479,6 +480,13 @@ class Daemon:
             for running in self.running.values()
         )
         return f"{queued} queued, {len(self.running)} in progress" + (f": {busy}" if busy else "")
+
+    def start_schedule(self) -> None:
+        """Schedule the nightly sweep; without it the daemon still works, so only log a failure."""
+        try:
+            self.schedule.start()
+        except Exception:
+            self.log.exception("sweep not scheduled")
 
     def log_stall(self, age_s: float) -> None:
         self.log.error("loop stalled; watchdog pings withheld", heartbeat_age_s=round(age_s, 1))

@@ -160,7 +160,9 @@ def main() -> None:
         executor, workers = {
             "local": ("local", "2 processes"),
             "local 1t": ("local, 1 BLAS thread", "2 processes"),
-        }.get(way, ("dask", way.split()[1]))
+            "dask 1": ("dask", "1"),
+            "dask 2": ("dask", "2"),
+        }[way]
         same = "yes" if identical[way] else "NO"
         print(
             f"| {executor} | {workers} | {wall:.1f} | {span:.1f} "

@@ -88,31 +88,35 @@ REAL_DROPS = {
 
 
 @pytest.mark.parametrize("how", ["run", "once"])
-@pytest.mark.parametrize("dataset", list(REAL_DROPS))
-def test_real_drop_becomes_an_exact_bundle(fw: Framewatch, dataset: str, how: str) -> None:
+def test_real_drops_become_exact_bundles(fw: Framewatch, how: str) -> None:
     """Real clips with real predictions (scores above 1, missing keypoints, an ensemble)."""
-    drop, name, frames_selected, predictions = REAL_DROPS[dataset]
     if how == "run":
         fw.start()
-        video = drop(fw)
-        status = fw.wait_state("inference", name, timeout=180)
+    videos = {name: drop(fw) for name, (drop, *_) in REAL_DROPS.items()}
+    if how == "run":
+        statuses = {
+            name: fw.wait_state("inference", stem, timeout=180)
+            for name, (_, stem, *_) in REAL_DROPS.items()
+        }
         assert 0 == fw.stop()
     else:
-        video = drop(fw)
         result = fw.once()
         assert 0 == result.returncode, result.stdout[-3000:]
-        status = fw.status("inference", name) or {}
-    assert "complete" == status["state"], status
-    assert predictions == status["report"]["predictions"]
-    selected = assert_bundle_exact(fw.bundle(name), video, frames_selected)
+        statuses = {
+            n: fw.status("inference", stem) or {} for n, (_, stem, *_) in REAL_DROPS.items()
+        }
+    for dataset, (_, name, frames_selected, predictions) in REAL_DROPS.items():
+        status = statuses[dataset]
+        assert "complete" == status["state"], status
+        assert predictions == status["report"]["predictions"]
+        selected = assert_bundle_exact(fw.bundle(name), videos[dataset], frames_selected)
+        if dataset == "fly-pair":
+            assert max(selected) < 600
     archived = fw.root / "archive" / "inference"
-    if dataset == "fly-pair":
-        assert (fw.project / "videos" / "clip.mp4").is_file()
-        assert (archived / "clip.csv").is_file()
-        assert max(selected) < 600
-    else:
-        assert "ensemble_spread" in status["report"]["signals"]["computed"]
-        assert (archived / name / f"{name}.mp4").is_file()
+    assert (fw.project / "videos" / "clip.mp4").is_file()
+    assert (archived / "clip.csv").is_file()
+    assert "ensemble_spread" in statuses["mirror-mouse-ensemble"]["report"]["signals"]["computed"]
+    assert (archived / "180607_004" / "180607_004.mp4").is_file()
 
 
 def synthetic_drop(

@@ -12,11 +12,14 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import pytest
 
+from daemon.pool import WorkerDied
 from daemon.worker import Job, WorkerCannotSee, run_job
+from handlers.outcome import InputError
 from handlers.video import VideoOptions
 from tests.dask_cluster import LoopbackCluster
 from tests.harness import Framewatch
@@ -129,6 +132,31 @@ def test_worker_that_cannot_see_the_file_names_path_and_worker(tmp_path: Path) -
         run_job(job)
     assert re.search(r"The worker \S+ pid \d+ cannot see", caught.value.problems[0])
     assert [] == list(folder.glob("staging-*"))
+
+
+@needs_dask
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        pytest.param("killed", WorkerDied, id="all-workers-died-is-WorkerDied"),
+        pytest.param("input", InputError, id="input-error-passes-through"),
+    ],
+)
+def test_task_errors_become_the_daemons(error: str, expected: type[Exception]) -> None:
+    """A task whose workers all died reads as WorkerDied; other errors pass through unchanged."""
+    import distributed
+
+    from daemon.dask_pool import translate_task_error
+
+    raised = {
+        "killed": distributed.KilledWorker(
+            "run_job-1",
+            SimpleNamespace(address="tcp://127.0.0.1:1"),  # type: ignore[arg-type]
+            3,
+        ),
+        "input": InputError(["Expected a video, but got a text file"]),
+    }[error]
+    assert expected is type(translate_task_error(raised))
 
 
 # ----- on a cluster ------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """How hard a frame is for a trained model, without ground truth; and which frames to label.
 
 Pixel error goes with signals we can compute from a model's own output: low likelihood, a
-keypoint that jumps away and back (temporal norm), a pose a PCA of confident poses cannot
+keypoint that moves far or jumps away and back, a pose a PCA of confident poses cannot
 reconstruct, and models of an ensemble that disagree. Every signal is an array of shape
 (frames, keypoints). Each is turned into flags (likelihood below a threshold, robust z-score
 above a threshold), the flags of a frame add up to its score, and the choice takes the

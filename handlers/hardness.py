@@ -284,14 +284,19 @@ def frame_scores(
 
 def describe_flags(
     frame: int, weights: Mapping[str, FloatArray], keypoints: Sequence[str]
-) -> list[str]:
-    """The flags of one frame in words, strongest first: ``temporal_norm at male_head``."""
-    found = [
-        (float(w[frame, k]), f"{name} at {keypoints[int(k)]}")
-        for name, w in weights.items()
-        for k in np.flatnonzero(w[frame] > 0)
-    ]
-    return [text for _, text in sorted(found, key=lambda item: -item[0])]
+) -> dict[str, list[str]]:
+    """The flags of one frame: each flagged signal with its keypoints, strongest first.
+
+    For example ``{"jump": ["male_head"], "likelihood": ["male_head", "female_thorax"]}``.
+    """
+    flagged = {}
+    for name, w in weights.items():
+        row = w[frame]
+        order = [int(k) for k in np.argsort(-row, kind="stable") if row[k] > 0]
+        if order:
+            flagged[name] = (float(row.sum()), [keypoints[k] for k in order])
+    ranked = sorted(flagged.items(), key=lambda item: -item[1][0])
+    return {name: names for name, (_, names) in ranked}
 
 
 # ----- choosing frames ------------------------------------------------------------------------

@@ -47,8 +47,6 @@ METRIC_SUFFIXES = {
 }
 ENSEMBLE_MEMBER = re.compile(r"^[A-Za-z_-]*\d+$")
 """The part after the stem that names an ensemble member: ``rng0``, ``seed3``, ``2``."""
-REASONS_SHOWN = 4
-"""Flags listed per chosen frame in the status report."""
 
 # Shares of the progress bar: loading and scoring, then exporting frames.
 SCORE_SHARE = 0.3
@@ -410,7 +408,7 @@ def build_report(
             {
                 "frame": frame,
                 "score": round(float(scores[frame]), 2),
-                "flags": hardness.describe_flags(frame, weights, output.keypoints)[:REASONS_SHOWN],
+                "flags": hardness.describe_flags(frame, weights, output.keypoints),
             }
             for frame in chosen
         ],

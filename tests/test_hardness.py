@@ -133,7 +133,7 @@ def test_frame_scores_put_every_flagged_frame_above_every_unflagged_one() -> Non
     flagged = set(np.flatnonzero(scores >= 1).tolist())
     assert {40, 41, 200} <= flagged
     assert 1.0 > float(np.delete(scores, sorted(flagged)).max())
-    assert ["jump at a"] == hardness.describe_flags(200, weights, ["a", "b"])
+    assert {"jump": ["a"]} == hardness.describe_flags(200, weights, ["a", "b"])
 
 
 def choose(

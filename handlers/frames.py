@@ -330,7 +330,8 @@ class _FrameCursor:
         self.position = -1
         self.checking = False
         self.seeks = 0
-        self.fallbacks = 0
+        self.landed = 0
+        self.restarts = 0
 
     def _reopen(self, old: cv2.VideoCapture | None) -> cv2.VideoCapture:
         if old is not None:
@@ -402,6 +403,7 @@ class _FrameCursor:
             if landed is None:
                 break
             if landed <= target:
+                self.landed += 1
                 self.position = landed
                 self.checking = True
                 return
@@ -416,7 +418,7 @@ class _FrameCursor:
 
     def _restart_in_order(self) -> None:
         """Give up seeking in this file: decode from the first frame, counting."""
-        self.fallbacks += 1
+        self.restarts += 1
         self.can_seek = False
         self.checking = False
         self.capture = self._reopen(self.capture)
@@ -445,6 +447,21 @@ class _BackgroundWriter:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
 
+@dataclass(frozen=True)
+class ExportSummary:
+    """How the export reached its frames: for the bundle's report.
+
+    Attributes:
+        seeks: seeks asked of the decoder.
+        verified_landings: seeks whose landing frame matched the scan's timestamps.
+        restarts: times a check failed and decoding restarted from the first frame.
+    """
+
+    seeks: int = 0
+    verified_landings: int = 0
+    restarts: int = 0
+
+
 def export_frames(
     path: Path,
     wanted: Sequence[int],
@@ -452,20 +469,20 @@ def export_frames(
     progress: Callable[[float], None] = lambda fraction: None,
     timestamps: npt.NDArray[np.float64] = _NO_TIMESTAMPS,
     seek_gap: int = SEEK_GAP,
-) -> None:
+) -> ExportSummary:
     """Hand each wanted frame, as decoded in order from the start, to ``write(index, frame)``.
 
     With the scan's ``timestamps``, gaps longer than ``seek_gap`` frames are crossed by a
     seek whose landing is checked frame by frame against them; without them, or when a
     check fails, frames are decoded in order from the start. ``write`` runs on a worker
-    thread, in index order.
+    thread, in index order. Returns how the frames were reached.
 
     Raises:
         InputError: the video ends before a wanted frame (it changed since it was scanned).
     """
     targets = sorted(set(wanted))
     if not targets:
-        return
+        return ExportSummary()
     cursor = _FrameCursor(path, timestamps, seek_gap)
     writer = _BackgroundWriter(write)
     try:
@@ -475,3 +492,4 @@ def export_frames(
     finally:
         cursor.close()
         writer.finish()
+    return ExportSummary(cursor.seeks, cursor.landed, cursor.restarts)

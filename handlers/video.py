@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -99,7 +100,7 @@ def handle_video(
         (staging / name).write_bytes(png.tobytes())
         written.append(name)
 
-    frames.export_frames(
+    exported = frames.export_frames(
         video,
         wanted,
         write,
@@ -116,6 +117,7 @@ def handle_video(
             "frame_count": scan.frame_count,
             "frame_size": [scan.width, scan.height],
             "samples": int(scan.indices.size),
+            "export": dataclasses.asdict(exported),
             "parameters": options.model_dump(mode="json", exclude={"exclude_frames"}),
         },
     )

@@ -165,13 +165,30 @@ def test_export_without_timestamps_decodes_in_order(videos: dict[str, Path]) -> 
 
 
 def test_seek_landing_on_an_unknown_timestamp_is_not_trusted(videos: dict[str, Path]) -> None:
-    """When no landing matches the scan's timestamps, the export falls back and stays exact."""
+    """When no landing matches the scan's timestamps, the export restarts in order, exact."""
     path = video(videos, "mp4v-mp4")
     scan = frames.scan_video(path)
     reference = decode_in_order(path)
     wanted = spread_with_context(scan.frame_count, 6)
-    written = export_to_dict(path, wanted, scan.timestamps + 0.5, FORCE_SEEKS)
-    assert [] == mismatches(written, reference)
+    written: dict[int, npt.NDArray[np.uint8]] = {}
+    summary = frames.export_frames(
+        path, wanted, written.__setitem__, timestamps=scan.timestamps + 0.5,
+        seek_gap=FORCE_SEEKS,
+    )
+    assert (0, 1, []) == (summary.verified_landings, summary.restarts,
+                          mismatches(written, reference))
+
+
+def test_every_seek_lands_verified_on_a_constant_rate_file(videos: dict[str, Path]) -> None:
+    """On an ordinary file every seek's landing matches the scan: no restart is needed."""
+    path = video(videos, "h264-mp4")
+    scan = frames.scan_video(path)
+    summary = frames.export_frames(
+        path, spread_with_context(scan.frame_count, 8), lambda index, image: None,
+        timestamps=scan.timestamps, seek_gap=FORCE_SEEKS,
+    )
+    # Eight picks: the first sits at frame 2 and is decoded to; the seven others are sought.
+    assert (7, 7, 0) == (summary.seeks, summary.verified_landings, summary.restarts)
 
 
 @pytest.mark.parametrize(

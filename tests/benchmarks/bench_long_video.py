@@ -136,11 +136,28 @@ def run_handler(video: Path, staging: Path) -> dict[str, Any]:
     options = VideoOptions(
         frames_per_video=FRAMES_PER_VIDEO, frame_range=(0.0, 1.0), context_frames=CONTEXT_FRAMES
     )
-    result = handle_video([video], options, staging, lambda fraction, message: None)
+    start = time.perf_counter()
+    # The handler's progress messages mark its phases: reading, then choosing, then writing.
+    seen: dict[str, list[float]] = {}
+
+    def progress(fraction: float, message: str) -> None:
+        seen.setdefault(message.split()[0], []).append(time.perf_counter() - start)
+
+    result = handle_video([video], options, staging, progress)
+    end = time.perf_counter() - start
+    scan_end = max(seen.get("reading", [0.0]))
+    write_start = min(seen.get("writing", [end]))
     return {
         "frames": result.report.get("frame_count"),
+        "samples": result.report.get("samples"),
+        "export": result.report.get("export"),
         "selected": len(result.selected),
         "pngs": len(list(staging.glob("img*.png"))),
+        "phases_s": {
+            "scan": round(scan_end, 2),
+            "choose": round(write_start - scan_end, 2),
+            "export": round(end - write_start, 2),
+        },
     }
 
 
@@ -366,6 +383,7 @@ def main(argv: list[str] | None = None) -> None:
         rows += [(prefix, prefix), (known, prefix)]
     table = format_table(rows)
     print(f"\nload average after: {os.getloadavg()}\n\n{table}")
+    print(f"\nhandler (fastest run): {json.dumps(handler.details)}")
     results = args.out / f"results-{video.stem}.json"
     results.write_text(
         json.dumps(

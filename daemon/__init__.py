@@ -6,7 +6,8 @@ One item's path, and the module for each step:
     3. settle    settle.py  -- size and mtime_ns unchanged for settle_s = the copy is complete
     4. claim     claim.py   -- renamed into this process's private claims folder
     5. options   kinds.py   -- config [extract] + STEM.json sidecar, checked; the handler to run
-    6. work      pool.py, worker.py -- the handler runs in its own process, into staging/
+    6. work      pool.py, worker.py -- the handler runs in its own process, into staging-<id>/
+                 (dask_pool.py instead: a task on a Dask cluster, by [workers] executor)
     7. publish   publish.py -- staging/ becomes labeled-data/STEM/ in one rename (or a merge
                                that never replaces a file); the input moves to its place
     8. record    status.py  -- status/<kind>/<name>.json, rewritten atomically at every change

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -73,3 +74,24 @@ def test_two_hosts_on_one_root_do_each_item_once(fw: Framewatch, tmp_path: Path)
     )
     assert [] == half_bundles(fw)
     assert [] == sorted((fw.root / "work" / "claims").glob("*/videos/*"))
+
+
+def test_rename_reported_failed_but_done_counts_as_claimed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On NFS a rename can happen and still report an error (a lost reply): the claim holds."""
+    import errno
+
+    from daemon import claim
+
+    source, target = tmp_path / "inbox.mp4", tmp_path / "claimed.mp4"
+    source.write_bytes(b"video")
+    real_rename = os.rename
+
+    def rename_then_lose_the_reply(src: object, dst: object) -> None:
+        real_rename(src, dst)  # type: ignore[arg-type]
+        raise OSError(errno.EIO, "Input/output error (the server's reply was lost)")
+
+    monkeypatch.setattr(claim.os, "rename", rename_then_lose_the_reply)
+    claimed = claim.rename_checked(source, target)
+    assert (True, False, b"video") == (claimed, source.exists(), target.read_bytes())

@@ -271,12 +271,13 @@ def test_sample_fits_the_byte_budget(
 
 
 def test_luma_features_follow_the_grey_image(videos: dict[str, Path]) -> None:
-    """Features from the decoder's luma plane match those from BGR converted to grey."""
+    """Features come from the decoder's luma plane (not BGR), and follow the grey image."""
     path = video(videos, "mp4v-mp4")
     scan = frames.scan_video(path)
     grey = np.stack([reduce_frame(image) for image in decode_in_order(path)])
     correlation = np.corrcoef(grey.astype(float).ravel(), scan.thumbs.astype(float).ravel())
-    assert correlation[0, 1] > 0.99
+    # Luma spans levels 16-235 and grey 0-255: close, but never the same bytes.
+    assert (True, False) == (correlation[0, 1] > 0.99, np.array_equal(grey, scan.thumbs))
 
 
 def test_ten_bit_video_is_converted_to_bgr_for_features(videos: dict[str, Path]) -> None:

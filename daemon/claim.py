@@ -155,7 +155,11 @@ class ClaimFolder:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 if rename_checked(item_folder, target):
                     item = load_item(target)
-                    if item is not None:
+                    if item is not None and not item.files and not (target / RESULT_FILE).exists():
+                        # Killed between making the folder and the rename: nothing was
+                        # claimed, the file is still in its inbox. Not an item to fail.
+                        release(item)
+                    elif item is not None:
                         adopted.append(item)
             remove_empty_tree(other)
         return adopted

@@ -162,3 +162,23 @@ def test_kill_9_during_publish_is_finished_from_saved_result(
     assert ["saved.mp4"] == sorted(path.name for path in (fw.project / "videos").iterdir())
     assert [] == claimed_items(fw)
     assert 0 == fw.stop()
+
+
+def test_kill_9_between_claim_folder_and_rename_leaves_nothing_to_fail(fw: Framewatch) -> None:
+    """Killed after making a claim folder but before the rename: the file, still in the inbox,
+    is simply processed; the empty claim is not mistaken for an item with no video."""
+    host = socket.gethostname()
+    item = fw.root / "work" / "claims" / f"{host}.999999" / "videos" / "early.mp4"
+    (item / "input").mkdir(parents=True)
+    (item.parent.parent / "owner.json").write_text(
+        json.dumps({"host": host, "pid": 999999, "started": "0"})
+    )
+    origin = fw.inbox("videos") / "early.mp4"
+    meta = {"kind": "videos", "name": "early", "origins": [str(origin)]}
+    (item / "item.json").write_text(json.dumps(meta))
+    drop(make_video(fw.root / "src", "early", 60), fw.inbox("videos"))
+    fw.start()
+    status = fw.wait_state("videos", "early", timeout=90)
+    assert "complete" == status["state"], status
+    assert [] == events(fw, "failed")
+    assert 0 == fw.stop()

@@ -153,7 +153,7 @@ class SweepSchedule:
 class SweepRequests:
     """Sweep requests from other threads, done one at a time by the loop.
 
-    A request made while one is pending joins it; ``request_and_wait`` returns once the loop
+    A request made while one is pending joins it; ``wait`` returns once the loop
     has done a sweep that started after the request.
     """
 

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
+from threadpoolctl import threadpool_limits
 
 from handlers import bundle, frames, selection
 from handlers.options import FrameRange
@@ -86,7 +87,10 @@ def handle_video(
     scan = frames.scan_video(
         video, lambda f: progress(SCAN_SHARE * f, f"reading frames of {video.name}")
     )
-    chosen = choose_frames(scan, options)
+    # One BLAS/OpenMP thread: on a few cores shared with decoders and other workers, their
+    # threads spin waiting for each other (1.8 s instead of 0.3 s for 2330 samples).
+    with threadpool_limits(limits=1):
+        chosen = choose_frames(scan, options)
     wanted = bundle.with_context(chosen, options.context_frames, scan.frame_count)
     written: list[str] = []
 

@@ -479,7 +479,8 @@ class Daemon:
             f"{running.item.name} {max(running.last_progress[0], 0.0):.0%}"
             for running in self.running.values()
         )
-        return f"{queued} queued, {len(self.running)} in progress" + (f": {busy}" if busy else "")
+        line = f"{queued} queued, {len(self.running)} in progress" + (f": {busy}" if busy else "")
+        return line + (f"; {self.executor_problem}" if self.executor_problem else "")
 
     def start_schedule(self) -> None:
         """Schedule the nightly sweep; without it the daemon still works, so only log a failure."""

@@ -10,6 +10,9 @@ In one run, each in a fresh child process (so peak memory is that process's own)
            for any method that looks at every frame;
 - handler: framewatch's video handler end to end (scan, choose, export PNGs into a
            temporary staging folder);
+- spread:  the handler's scan and export of 20 frames spread evenly over the video (with
+           their context frames), no choice: a looped generated video makes the choice fall
+           in its first minute, and this times the seeking export a real recording needs;
 - known:   the known approach (Lightning Pose app: every frame resized to 64x64, kept in
            memory as float16, motion energy in float64, frames above the median, PCA to 32
            dimensions, k-means, the frame nearest each centre, then seek and export), on the
@@ -161,6 +164,32 @@ def run_handler(video: Path, staging: Path) -> dict[str, Any]:
     }
 
 
+def run_spread(video: Path, staging: Path) -> dict[str, Any]:
+    """The handler's scan and export, for 20 frames spread evenly instead of chosen.
+
+    A generated video is one clip looped, so the choice falls in its first loop and the
+    export never seeks; this times the export the way a real long recording needs it.
+    """
+    from handlers import bundle, frames
+
+    def write(index: int, image: np.ndarray) -> None:
+        _, png = cv2.imencode(".png", image)
+        (staging / f"img{index:08d}.png").write_bytes(png.tobytes())
+
+    scan = frames.scan_video(video)
+    count = scan.frame_count
+    chosen = np.linspace(CONTEXT_FRAMES, count - CONTEXT_FRAMES - 1, FRAMES_PER_VIDEO)
+    wanted = bundle.with_context([int(i) for i in chosen.round()], CONTEXT_FRAMES, count)
+    start = time.perf_counter()
+    summary = frames.export_frames(video, wanted, write, timestamps=scan.timestamps)
+    return {
+        "frames": count,
+        "pngs": len(list(staging.glob("img*.png"))),
+        "export": summary.__dict__,
+        "export_s": round(time.perf_counter() - start, 2),
+    }
+
+
 def read_small_frames(video: Path, limit: int) -> np.ndarray:
     """Every frame resized to 64x64 RGB, kept as float16, as the Lightning Pose app does."""
     capture = cv2.VideoCapture(str(video))
@@ -222,10 +251,11 @@ def child_main(kind: str, video: Path, staging: Path, limit: int | None) -> None
     work: dict[str, Callable[[], dict[str, Any]]] = {
         "plain": lambda: plain_decode(video, limit),
         "handler": lambda: run_handler(video, staging),
+        "spread": lambda: run_spread(video, staging),
         "known": lambda: run_known(video, staging, limit or 2**62),
     }
     # Imports are not part of the work: load what each needs before the clock starts.
-    if kind == "handler":
+    if kind in ("handler", "spread"):
         import handlers.video  # noqa: F401
     if kind == "known":
         import sklearn.cluster
@@ -350,7 +380,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="frames the known approach reads (0: skip it)")
     parser.add_argument("--repeat", type=int, default=1,
                         help="plain/handler pairs to run; the fastest of each is reported")
-    parser.add_argument("--child", choices=["plain", "handler", "known"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["plain", "handler", "spread", "known"],
+                        help=argparse.SUPPRESS)
     parser.add_argument("--staging", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--limit", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -376,6 +407,8 @@ def main(argv: list[str] | None = None) -> None:
     plain = min(plains, key=lambda m: m.wall_s)
     handler = min(handlers, key=lambda m: m.wall_s)
     rows = [(plain, plain), (handler, plain)]
+    spread = measure_child("scan + export of 20 spread frames", "spread", video, args.out)
+    rows.append((spread, plain))
     if args.known_frames > 0:
         limit = min(args.known_frames, int(plain.details["frames"]))
         prefix = measure_child(f"plain decode, first {limit}", "plain", video, args.out, limit)
@@ -384,6 +417,7 @@ def main(argv: list[str] | None = None) -> None:
     table = format_table(rows)
     print(f"\nload average after: {os.getloadavg()}\n\n{table}")
     print(f"\nhandler (fastest run): {json.dumps(handler.details)}")
+    print(f"spread export: {json.dumps(spread.details)}")
     results = args.out / f"results-{video.stem}.json"
     results.write_text(
         json.dumps(

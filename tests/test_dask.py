@@ -6,7 +6,6 @@ processes started by the test (tests/dask_cluster.py) so that one can be killed 
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
 import subprocess
@@ -25,7 +24,16 @@ from tests.dask_cluster import LoopbackCluster
 from tests.harness import Framewatch
 from tests.media import read_barcode, write_barcode_video
 
-HAS_DASK = importlib.util.find_spec("distributed") is not None
+
+def distributed_importable() -> bool:
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+HAS_DASK = distributed_importable()
 needs_dask = pytest.mark.skipif(
     not HAS_DASK, reason="distributed is not installed (pip install -e '.[dask]'; .ci/run does)"
 )

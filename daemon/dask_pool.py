@@ -65,7 +65,10 @@ class DaskExecutor:
             raise ClusterLost(self._problem)
         local: Future[Any] = Future()
         local.set_running_or_notify_cancel()
-        remote = client.submit(fn, *args, pure=False)
+        try:
+            remote = client.submit(fn, *args, pure=False)
+        except Exception as exc:  # the client closed under us: not the item's fault
+            raise ClusterLost(f"{self._lost_message()} ({type(exc).__name__}: {exc})") from exc
         with self._lock:
             self._remote[local] = remote
         remote.add_done_callback(lambda done: self._settle(local, done))
@@ -89,7 +92,7 @@ class DaskExecutor:
             remote.release()
 
     def _lost_message(self) -> str:
-        return f"Lost contact with the Dask scheduler at {self.address} while this was running."
+        return f"Lost contact with the Dask scheduler at {self.address}."
 
     # ----- the connection ----------------------------------------------------------------
 

@@ -85,10 +85,11 @@ def test_status_goes_queued_processing_complete(fw: Framewatch) -> None:
 
     watcher = threading.Thread(target=watch_status, daemon=True)
     watcher.start()
-    fw.start()
     source = fw.root / "src"
-    drop(make_video(source, "first", 3000, width=320, height=240), fw.inbox("videos"))
-    drop(make_video(source, "second", 3000, width=320, height=240), fw.inbox("videos"))
+    videos = [make_video(source, name, 3000, width=320, height=240) for name in seen]
+    fw.start()
+    for video in videos:
+        drop(video, fw.inbox("videos"))
     fw.wait_state("videos", "first", timeout=180)
     fw.wait_state("videos", "second", timeout=180)
     done.set()

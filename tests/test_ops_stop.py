@@ -19,20 +19,35 @@ FAST = "\n[extract]\nframes_per_video = 6\ncontext_frames = 1\n"
 
 
 def wait_mid_extraction(fw: Framewatch, name: str) -> None:
-    """Wait until this daemon process's worker reports progress on ``name`` (it is extracting)."""
+    """Wait until this daemon process's worker reports progress on ``name`` (it is extracting).
+
+    A progress file adopted from a killed daemon is older than this process; it does not count.
+    """
     assert fw.process is not None
     pid = fw.process.pid
-    fw.wait_for(
-        lambda: next(
-            (fw.root / "work" / "claims").glob(f"*.{pid}/videos/{name}.mp4/progress.json"), None
-        ),
-        90,
-        f"{name} in the middle of its extraction",
-    )
+    since = psutil_create_time(pid)
+
+    def fresh_progress() -> bool:
+        claims = fw.root / "work" / "claims"
+        for path in claims.glob(f"*.{pid}/videos/{name}.mp4/progress.json"):
+            try:
+                if path.stat().st_mtime > since:
+                    return True
+            except OSError:
+                continue
+        return False
+
+    fw.wait_for(fresh_progress, 90, f"{name} in the middle of its extraction")
     time.sleep(0.3)
     assert "processing" == (fw.status("videos", name) or {}).get("state"), (
         "extraction ended too soon"
     )
+
+
+def psutil_create_time(pid: int) -> float:
+    """When process ``pid`` started (seconds since the epoch)."""
+    psutil = pytest.importorskip("psutil")
+    return float(psutil.Process(pid).create_time())
 
 
 def claimed_items(fw: Framewatch) -> list[Path]:

@@ -29,6 +29,31 @@ def configure_logging(level: str = "info", force_json: bool | None = None) -> No
         logger_factory=structlog.PrintLoggerFactory(sys.stdout),
         cache_logger_on_first_use=False,
     )
+    route_standard_logging(renderer, level)
+
+
+def route_standard_logging(renderer: Any, level: str) -> None:
+    """Send libraries' standard-library logs (APScheduler, watchdog) through the same renderer.
+
+    Without this their warnings reach stderr as plain text that journald cannot parse as JSON.
+    """
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                renderer,
+            ],
+            foreign_pre_chain=[
+                structlog.stdlib.add_logger_name,
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(max(logging.getLevelName(level.upper()), logging.WARNING))
 
 
 def get_logger(**context: Any) -> structlog.typing.FilteringBoundLogger:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
+from threadpoolctl import threadpool_limits
 
 from daemon.atomic import write_json_atomic
 from handlers.outcome import HandlerResult, InputError
@@ -109,7 +110,7 @@ def progress_writer(path: Path, worker: str = "") -> Any:
             if not path.parent.is_dir():
                 raise AttemptAbandoned(f"{path.parent} is gone")
             progress = {"progress": round(float(fraction), 4), "message": message, "worker": worker}
-            write_json_atomic(path, progress)
+            write_json_atomic(path, progress, make_parents=False)
 
     return report
 
@@ -161,7 +162,10 @@ def run_job(job: Job) -> JobOutcome:
         staging.mkdir(exist_ok=False)  # no parents: a folder the daemon released stays gone
         handler = load_handler(job.handler)
         progress = progress_writer(job.progress_file, worker)
-        result = handler(list(job.files), job.options, staging, progress)
+        # One numerical thread per worker: max_workers already spreads items over the cores,
+        # and BLAS/OpenMP threads spinning on shared cores made choosing several times slower.
+        with threadpool_limits(limits=1):
+            result = handler(list(job.files), job.options, staging, progress)
         return JobOutcome(result, staging, worker)
     except (InputError, OSError):
         raise

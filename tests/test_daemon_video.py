@@ -95,6 +95,10 @@ def test_status_goes_queued_processing_complete(fw: Framewatch) -> None:
     done.set()
     watcher.join()
     for name, states in seen.items():
+        final = fw.status("videos", name)
+        assert final is not None
+        if states[-1] != (final["state"], final["progress"]):
+            states.append((final["state"], final["progress"]))
         order = [state for state, _ in states]
         assert "complete" == order[-1], (name, states)
         assert "processing" in order, (name, states)

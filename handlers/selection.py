@@ -1,10 +1,23 @@
-"""Choosing frames: pure functions over per-frame features, with no video in sight."""
+"""Choosing frames: pure functions over per-frame features, with no video in sight.
+
+The path of one choice (``select_diverse_frames``):
+    1. set aside distractors: flicker (a sudden jump in brightness) and intrusions (much more
+       of the frame differs from the usual scene than the animal alone makes: a hand), with
+       the frames near an intrusion, while the running background still holds it;
+    2. embed: PCA of the animal's turned silhouette (its pose), plus a lighter PCA of the whole
+       frame against the median scene (where it is, what else is in view);
+    3. choose: k-means with half the frames wanted, the frame nearest each centre (the common
+       poses), then farthest-point picks (the rare poses, which k-means merges into the
+       common ones) up to the count.
+Features come from handlers/features.py; every function here is deterministic.
+"""
 
 from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -12,7 +25,51 @@ from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 
+from handlers.features import split_features
+
 EMBED_DIMS = 32
+"""PCA dimensions of each feature part."""
+FIT_ROWS = 3000
+"""PCA is fitted on at most this many evenly spaced samples, then applied to all in chunks."""
+CHUNK_ROWS = 4096
+"""Rows converted to float at once: bounds the memory of choosing, whatever the video's length."""
+SCENE_WEIGHT = 0.5
+"""Weight of the whole-frame part against the animal part in the embedding."""
+FLICKER_JUMP = 0.08
+"""A frame flickers when its log-brightness jumps at least this much (8%) from its neighbours'."""
+FLICKER_REACH = 3
+"""Samples on each side whose median brightness a frame is compared to."""
+SCENE_DIFFERENCE = 20.0
+"""Grey levels (at mean brightness 128) a thumbnail pixel must differ from the median scene."""
+MIN_INTRUSION_SHARE = 4 / 1024
+"""An intrusion changes at least twice the usual share of the frame plus this (4 pixels)."""
+INTRUSION_MARGIN_FRAMES = 60
+"""Frames set aside on each side of an intrusion: the running background (features.py) holds
+an intruder for about this long after it leaves, and a hand is half in view before it is seen."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Frames chosen, and what a person needs to judge the choice without ground truth.
+
+    Attributes:
+        frames: chosen frame indices, sorted.
+        candidates: samples the choice was made from.
+        flicker: frame indices of samples set aside as flicker.
+        intrusion: frame indices of samples set aside for an intrusion (a hand) or its margin.
+        coverage_mean: mean distance from every candidate to the nearest chosen one, in the
+            embedding (scaled so that a sample's mean squared distance from the centre is 1).
+        coverage_worst: the largest such distance.
+        redundancy: the smallest distance between two chosen frames in the embedding.
+    """
+
+    frames: list[int]
+    candidates: int
+    flicker: list[int]
+    intrusion: list[int]
+    coverage_mean: float
+    coverage_worst: float
+    redundancy: float
 
 
 def frame_window(
@@ -28,18 +85,139 @@ def frame_window(
     return start, max(start, stop)
 
 
-def embed_frames(thumbs: npt.NDArray[np.uint8], dims: int = EMBED_DIMS) -> npt.NDArray[np.float32]:
-    """Project reduced frames onto their main axes of variation (PCA), for distances."""
+# ----- distractors ---------------------------------------------------------------------
+
+
+def _chunks(rows: int) -> Iterator[slice]:
+    for start in range(0, rows, CHUNK_ROWS):
+        yield slice(start, min(start + CHUNK_ROWS, rows))
+
+
+def brightness_scaled(thumbs: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+    """Thumbnails as float, each scaled to mean 128: lighting drift and flicker cancel out."""
     data = thumbs.astype(np.float32)
-    dims = min(dims, data.shape[0], data.shape[1])
-    if dims < 1 or float(data.std()) == 0.0:
-        return np.zeros((data.shape[0], 1), dtype=np.float32)
-    return PCA(n_components=dims, random_state=0).fit_transform(data).astype(np.float32)
+    data *= 128.0 / np.maximum(data.mean(axis=1, keepdims=True), 1.0)
+    return data
 
 
-def nearest_to_centres(
-    features: npt.NDArray[np.float32], n: int, seed: int = 0
-) -> list[int]:
+def flicker_rows(
+    levels: npt.NDArray[np.float32], reach: int = FLICKER_REACH, jump: float = FLICKER_JUMP
+) -> npt.NDArray[np.bool_]:
+    """Rows whose brightness jumps away from the median of their neighbours in time.
+
+    Slow lighting drift moves neighbours together and is not flicker.
+    """
+    if levels.size < 3:
+        return np.zeros(levels.size, dtype=bool)
+    log = np.log(np.maximum(levels.astype(np.float64), 1.0))
+    padded = np.pad(log, reach, mode="edge")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * reach + 1)
+    neighbours = np.median(np.delete(windows, reach, axis=1), axis=1)
+    return np.asarray(np.abs(log - neighbours) >= jump)
+
+
+def median_scene(thumbs: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+    """The usual scene: the per-pixel median of (up to ~2000 evenly spaced) scaled thumbnails."""
+    step = max(1, thumbs.shape[0] // 2000)
+    return np.median(brightness_scaled(thumbs[::step]), axis=0).astype(np.float32)
+
+
+def scene_change(thumbs: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+    """Share of each thumbnail's pixels that differ from the median scene (brightness-scaled)."""
+    scene = median_scene(thumbs)
+    share = np.empty(thumbs.shape[0], dtype=np.float32)
+    for rows in _chunks(thumbs.shape[0]):
+        changed = np.abs(brightness_scaled(thumbs[rows]) - scene) > SCENE_DIFFERENCE
+        share[rows] = changed.mean(axis=1)
+    return share
+
+
+def intrusion_rows(change: npt.NDArray[np.float32]) -> npt.NDArray[np.bool_]:
+    """Rows where far more of the frame differs from the scene than usual (robust outliers).
+
+    The animal alone changes a small, steady share of the frame; a hand changes much more.
+    """
+    if change.size == 0:
+        return np.zeros(0, dtype=bool)
+    usual = float(np.median(change))
+    spread = 1.4826 * float(np.median(np.abs(change - usual)))
+    limit = max(usual + 8 * spread, 2 * usual + MIN_INTRUSION_SHARE)
+    return np.asarray(change > limit)
+
+
+def widen(
+    flags: npt.NDArray[np.bool_], indices: npt.NDArray[np.int64], margin: int
+) -> npt.NDArray[np.bool_]:
+    """Flags spread to every row whose frame index is within ``margin`` of a flagged one."""
+    flagged = indices[flags]
+    if flagged.size == 0:
+        return flags.copy()
+    position = np.searchsorted(flagged, indices)
+    after = np.abs(flagged[np.minimum(position, flagged.size - 1)] - indices)
+    before = np.abs(flagged[np.maximum(position - 1, 0)] - indices)
+    return np.asarray(np.minimum(after, before) <= margin)
+
+
+def distractor_rows(
+    features: npt.NDArray[np.uint8], indices: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Rows to set aside: (flicker, intrusion with its margin)."""
+    thumbs, _ = split_features(features)
+    flicker = flicker_rows(thumbs.mean(axis=1, dtype=np.float32))
+    intrusion = widen(intrusion_rows(scene_change(thumbs)), indices, INTRUSION_MARGIN_FRAMES)
+    return flicker & ~intrusion, intrusion
+
+
+# ----- embedding -----------------------------------------------------------------------
+
+
+def standardized(rows: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+    """Rows as float with mean 0 and standard deviation 1 each (contrast does not count)."""
+    data = rows.astype(np.float32)
+    data -= data.mean(axis=1, keepdims=True)
+    data /= np.maximum(data.std(axis=1, keepdims=True), 1e-3)
+    return data
+
+
+def project(
+    rows: npt.NDArray[np.uint8],
+    prepare: Callable[[npt.NDArray[np.uint8]], npt.NDArray[np.float32]],
+    dims: int = EMBED_DIMS,
+) -> npt.NDArray[np.float32]:
+    """PCA of ``prepare(rows)``, fitted on an even subsample, applied in chunks.
+
+    Scaled so that the mean squared distance of a row from the centre is 1.
+    """
+    count = rows.shape[0]
+    fit = prepare(rows[np.linspace(0, count - 1, min(count, FIT_ROWS)).astype(np.int64)])
+    dims = min(dims, fit.shape[0], fit.shape[1])
+    if dims < 1 or float(fit.std()) == 0.0:
+        return np.zeros((count, 1), dtype=np.float32)
+    pca = PCA(n_components=dims, random_state=0).fit(fit)
+    out = np.empty((count, dims), dtype=np.float32)
+    for part in _chunks(count):
+        out[part] = pca.transform(prepare(rows[part]))
+    scale = math.sqrt(float((out.astype(np.float64) ** 2).sum(axis=1).mean()))
+    return out / scale if scale > 0 else out
+
+
+def embed_frames(features: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+    """Each frame as a point whose distances reflect differences in pose.
+
+    The animal's turned silhouette, standardized, carries the pose; the whole frame against
+    the median scene, weighted SCENE_WEIGHT, adds where the animal is and what else is seen.
+    """
+    thumbs, animal = split_features(features)
+    pose = project(animal, standardized)
+    usual = median_scene(thumbs)
+    scene = project(thumbs, lambda rows: brightness_scaled(rows) - usual)
+    return np.hstack([pose, SCENE_WEIGHT * scene]).astype(np.float32)
+
+
+# ----- choosing ------------------------------------------------------------------------
+
+
+def nearest_to_centres(features: npt.NDArray[np.float32], n: int, seed: int = 0) -> list[int]:
     """Rows nearest each of ``n`` k-means centres, one distinct row per non-empty cluster."""
     n = min(n, features.shape[0])
     if n == 0:
@@ -47,14 +225,24 @@ def nearest_to_centres(
     with warnings.catch_warnings():
         # Many identical frames leave fewer distinct clusters than asked; we top up below.
         warnings.simplefilter("ignore", ConvergenceWarning)
-        model = KMeans(n_clusters=n, n_init=3, random_state=seed).fit(features)
+        model = KMeans(n_clusters=n, n_init=2, random_state=seed).fit(features)
     chosen: list[int] = []
     for cluster, centre in enumerate(model.cluster_centers_):
         members = np.flatnonzero(model.labels_ == cluster)
         if members.size:
             distances = np.linalg.norm(features[members] - centre, axis=1)
             chosen.append(int(members[np.argmin(distances)]))
-    return chosen
+    return list(dict.fromkeys(chosen))
+
+
+def distance_to_nearest(
+    features: npt.NDArray[np.float32], picked: Iterable[int]
+) -> npt.NDArray[np.float32]:
+    """Each row's distance to the nearest picked row (inf when nothing is picked)."""
+    gap = np.full(features.shape[0], np.inf, dtype=np.float32)
+    for row in picked:
+        gap = np.minimum(gap, np.linalg.norm(features - features[row], axis=1))
+    return gap
 
 
 def farthest_point_fill(
@@ -66,9 +254,7 @@ def farthest_point_fill(
         return picked
     if not picked:
         picked.append(0)
-    gap = np.min(
-        np.linalg.norm(features[:, None, :] - features[None, picked, :], axis=2), axis=1
-    )
+    gap = distance_to_nearest(features, picked)
     while len(picked) < min(n, features.shape[0]):
         gap[picked] = -1.0
         row = int(np.argmax(gap))
@@ -77,30 +263,73 @@ def farthest_point_fill(
     return picked
 
 
+def choose_diverse_rows(features: npt.NDArray[np.float32], n: int, seed: int = 0) -> list[int]:
+    """``min(n, rows)`` distinct rows: k-means for half (common poses), farthest points after.
+
+    k-means alone spends its centres where frames are dense and merges a pose seen for a
+    moment into its neighbour; farthest points alone chase oddities. Half and half covers the
+    common poses well and still reaches the rare ones.
+    """
+    rows = nearest_to_centres(features, (n + 1) // 2, seed)
+    return farthest_point_fill(features, rows, n)
+
+
 def choose_diverse_frames(
     features: npt.NDArray[np.float32],
     indices: npt.NDArray[np.int64],
     n: int,
     seed: int = 0,
 ) -> list[int]:
-    """Choose ``n`` distinct frames that spread over the feature space.
+    """The frame indices of ``choose_diverse_rows``, sorted."""
+    return sorted(int(indices[row]) for row in choose_diverse_rows(features, n, seed))
 
-    k-means with ``n`` centres and the frame nearest each centre, as labs know it; where
-    identical frames leave clusters empty, farthest-point picks make up the count, so exactly
-    ``min(n, len(indices))`` distinct frames come back.
+
+def spread_measures(
+    features: npt.NDArray[np.float32], rows: list[int]
+) -> tuple[float, float, float]:
+    """Coverage mean, coverage worst and redundancy of chosen ``rows`` in ``features``."""
+    if not rows or features.shape[0] == 0:
+        return math.inf, math.inf, 0.0
+    gap = distance_to_nearest(features, rows)
+    chosen = features[rows]
+    redundancy = math.inf
+    for i in range(len(rows) - 1):
+        nearest = np.linalg.norm(chosen[i + 1 :] - chosen[i], axis=1).min()
+        redundancy = min(redundancy, float(nearest))
+    redundancy = redundancy if len(rows) > 1 else 0.0
+    return float(gap.mean()), float(gap.max()), redundancy
+
+
+def select_diverse_frames(
+    features: npt.NDArray[np.uint8], indices: npt.NDArray[np.int64], n: int, seed: int = 0
+) -> Selection:
+    """Choose up to ``n`` frames of diverse poses from feature rows (see the module docstring).
+
+    Distractors are set aside only while enough other samples remain to choose ``n`` from.
 
     Args:
-        features: one row per candidate frame.
-        indices: the frame index of each row.
+        features: one row per sampled frame, as handlers.features.FrameReducer makes them.
+        indices: the frame index of each row, increasing.
         n: how many frames to choose.
         seed: fixes k-means, so the same input gives the same frames.
-
-    Returns:
-        The chosen frame indices, sorted.
     """
-    rows = nearest_to_centres(features, n, seed)
-    rows = farthest_point_fill(features, rows, n)
-    return sorted(int(indices[row]) for row in rows)
+    flicker, intrusion = distractor_rows(features, indices)
+    usable = ~(flicker | intrusion)
+    if int(usable.sum()) < n:
+        usable = ~flicker if int((~flicker).sum()) >= n else np.ones_like(usable)
+    rows = np.flatnonzero(usable)
+    embedding = embed_frames(features[rows])
+    picked = choose_diverse_rows(embedding, n, seed)
+    mean, worst, redundancy = spread_measures(embedding, picked)
+    return Selection(
+        frames=sorted(int(indices[rows[row]]) for row in picked),
+        candidates=int(rows.size),
+        flicker=[int(i) for i in indices[flicker & ~usable]],
+        intrusion=[int(i) for i in indices[intrusion & ~usable]],
+        coverage_mean=mean,
+        coverage_worst=worst,
+        redundancy=redundancy,
+    )
 
 
 def spread_fill(
@@ -112,5 +341,5 @@ def spread_fill(
     need = n - len(picked)
     if need > 0 and free:
         positions = np.linspace(0, len(free) - 1, num=min(need, len(free)))
-        picked.update(free[int(round(p))] for p in positions)
+        picked.update(free[round(p)] for p in positions)
     return sorted(picked)

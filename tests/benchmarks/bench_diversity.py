@@ -44,8 +44,10 @@ import numpy.typing as npt
 import pandas as pd
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
+from threadpoolctl import threadpool_limits
 
 from handlers import frames, selection
+from handlers.features import FrameReducer
 from handlers.video import VideoOptions, choose_frames
 from tests.benchmarks.posevideo import render_pose_video
 
@@ -100,7 +102,11 @@ def known_approach(small: npt.NDArray[np.uint8], window: range, n: int, seed: in
 # ----- measures -------------------------------------------------------------------------
 
 
-def pose_distance(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+Poses = npt.NDArray[np.float64]
+Results = dict[tuple[str, int], dict[str, float]]
+
+
+def pose_distance(a: Poses, b: Poses) -> Poses:
     """RMS keypoint distance between every pose of ``a`` and every pose of ``b`` (pixels)."""
     keypoints = a.shape[1] / 2
     sq = (a**2).sum(1)[:, None] + (b**2).sum(1)[None, :] - 2 * a @ b.T
@@ -195,12 +201,19 @@ def plain_decode_seconds(path: Path) -> float:
     return time.perf_counter() - start
 
 
-def run_case(case: Case, seed: int) -> tuple[dict[tuple[str, int], dict[str, float]], dict[str, float]]:
+def choose_ours(scan: frames.VideoScan, n: int) -> list[int]:
+    """framewatch's choice, as handle_video makes it (one BLAS thread)."""
+    options = VideoOptions(frames_per_video=n, frame_range=(0.0, 1.0), context_frames=CONTEXT)
+    with threadpool_limits(limits=1):
+        return choose_frames(scan, options)
+
+
+def run_case(case: Case, seed: int) -> tuple[Results, dict[str, float]]:
     """Every method at every N on one case; plus the scan's and the choice's timings."""
     frame_count = len(case.poses)
     decode_s = plain_decode_seconds(case.path)
     start = time.perf_counter()
-    scan = frames.scan_video(case.path)
+    scan = frames.scan_video(case.path, reduce=FrameReducer())
     scan_s = time.perf_counter() - start
     if scan.frame_count != frame_count:
         raise RuntimeError(f"{case.name}: {scan.frame_count} frames decoded, {frame_count} poses")
@@ -209,12 +222,10 @@ def run_case(case: Case, seed: int) -> tuple[dict[tuple[str, int], dict[str, flo
     small = read_small_frames(case.path)
     rng = np.random.default_rng(seed)
     methods: dict[str, Callable[[int], list[int]]] = {
-        "uniform": lambda n: [int(round(x)) for x in np.linspace(lo, hi - 1, n)],
+        "uniform": lambda n: [round(x) for x in np.linspace(lo, hi - 1, n)],
         "random": lambda n: sorted(int(x) for x in rng.choice(window, n, replace=False)),
         "known": lambda n: known_approach(small, window, n, seed),
-        "ours": lambda n: choose_frames(
-            scan, VideoOptions(frames_per_video=n, frame_range=(0.0, 1.0), context_frames=CONTEXT)
-        ),
+        "ours": lambda n: choose_ours(scan, n),
     }
     results = {}
     choose_s = 0.0
@@ -230,7 +241,7 @@ def run_case(case: Case, seed: int) -> tuple[dict[tuple[str, int], dict[str, flo
 
 def time_large_choice(case: Case) -> dict[str, float]:
     """choose_frames on a scan of MAX_SAMPLES samples (the most a scan keeps): time, memory."""
-    scan = frames.scan_video(case.path)
+    scan = frames.scan_video(case.path, reduce=FrameReducer())
     reps = -(-frames.MAX_SAMPLES // scan.indices.size)
     total = scan.indices.size * reps
     big = replace(
@@ -243,14 +254,15 @@ def time_large_choice(case: Case) -> dict[str, float]:
     options = VideoOptions(frames_per_video=50, frame_range=(0.0, 1.0), context_frames=CONTEXT)
     tracemalloc.start()
     start = time.perf_counter()
-    choose_frames(big, options)
+    with threadpool_limits(limits=1):
+        choose_frames(big, options)
     seconds = time.perf_counter() - start
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     return {"samples": float(big.indices.size), "choose_s": seconds, "peak_mb": peak / 2**20}
 
 
-def summarize(per_case: dict[str, dict[tuple[str, int], dict[str, float]]], cases: list[str]) -> dict:
+def summarize(per_case: dict[str, Results], cases: list[str]) -> Results:
     """Mean of each measure over ``cases``, per method and N."""
     table = {}
     for n in SIZES:
@@ -328,7 +340,8 @@ def main() -> None:
             print()
             print(format_table(f"{real.name}, 1000 frames, 8 paws", real_table, False))
         print()
-        print("| video | plain decode s | framewatch scan s | scan / decode | choose s (max over N) |")
+        print("| video | plain decode s | framewatch scan s | scan / decode "
+              "| choose s (max over N) |")
         print("| --- | ---: | ---: | ---: | ---: |")
         for name, t in timings.items():
             print(f"| {name} | {t['decode_s']:.2f} | {t['scan_s']:.2f} | "

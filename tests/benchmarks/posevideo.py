@@ -7,8 +7,8 @@ experimenter's hand that enters the view for a while at the start and at the end
 ground truth is returned beside the video: its pose, whether it shows a distractor, and which
 rare-pose visit (if any) it belongs to.
 
-Pose space: the keypoints relative to the body centre, in pixels (where the animal is in the
-arena is not its pose; which way it faces is kept).
+Pose space: the keypoints in the animal's own frame, in pixels: centred on the middle of the
+spine, facing +x. Where the animal is in the arena and which way it faces are not its pose.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ RARE_POSES = {
 BODY_LENGTH = 46.0
 FLOOR_BGR = (150, 158, 165)
 ANIMAL_BGR = (55, 60, 70)
-HAND_BGR = (120, 150, 205)
+HAND_BGR = (185, 105, 80)  # a blue nitrile glove
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class PoseVideo:
 
     Attributes:
         path: the video file.
-        poses: (frames, 2 * keypoints) keypoints relative to the body centre.
+        poses: (frames, 2 * keypoints) keypoints in the animal's own frame (see above).
         distractor: (frames,) True where the hand is in view or the frame flickers.
         hand: (frames,) True where the hand is in view.
         flicker: (frames,) True on flicker frames.
@@ -186,7 +186,7 @@ def floor_texture(rng: np.random.Generator, width: int, height: int) -> npt.NDAr
 
 def draw_animal(image: npt.NDArray[np.float32], points: npt.NDArray[np.float64]) -> None:
     """Draw the figure whose keypoints (in image coordinates) are ``points``."""
-    p = [tuple(int(round(v)) for v in point * 4) for point in points]
+    p = [tuple(round(v) for v in point * 4) for point in points]
     spine = np.array([p[1], p[2], p[3]], np.int32)
     draw = {"shift": 2, "lineType": cv2.LINE_AA}
     cv2.polylines(image, [spine], False, ANIMAL_BGR, thickness=14, **draw)
@@ -248,8 +248,9 @@ def render_pose_video(
     if not writer.isOpened():
         raise RuntimeError(f"OpenCV cannot write mp4v to {path}")
     for t in range(frames):
-        relative = rotate(body_keypoints(params[t]), heading[t])
-        poses[t] = relative.ravel()
+        own = body_keypoints(params[t])
+        poses[t] = own.ravel()
+        relative = rotate(own, heading[t])
         image = floor.copy()
         draw_animal(image, relative + position[t])
         if hand_reach[t] > 0:

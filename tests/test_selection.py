@@ -1,0 +1,148 @@
+"""Choosing frames: the pure functions of handlers/selection.py and handlers/features.py on
+synthetic inputs whose answer is known."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from handlers import features, frames, selection
+from handlers.video import VideoOptions, choose_frames
+from tests.benchmarks.posevideo import render_pose_video
+
+
+def clusters(
+    centres: npt.NDArray[np.float64], sizes: list[int], spread: float = 0.05, seed: int = 0
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+    """Points around each centre (``sizes`` of them), and the cluster of each point."""
+    rng = np.random.default_rng(seed)
+    dims = centres.shape[1]
+    points = [c + spread * rng.normal(size=(s, dims)) for c, s in zip(centres, sizes, strict=True)]
+    labels = [np.full(s, k) for k, s in enumerate(sizes)]
+    return np.vstack(points).astype(np.float32), np.concatenate(labels).astype(np.int64)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2], ids=lambda s: f"seed{s}")
+def test_one_pick_per_cluster_when_n_equals_the_clusters(seed: int) -> None:
+    """With n well-separated clusters of unequal size, each cluster gets exactly one frame."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(6, 8)) * 10
+    points, labels = clusters(centres, [400, 200, 50, 30, 10, 5], seed=seed)
+    rows = selection.choose_diverse_rows(points, 6)
+    assert [1] * 6 == np.bincount(labels[rows], minlength=6).tolist()
+
+
+def test_a_rare_cluster_is_reached() -> None:
+    """Five frames of a distant pose among a thousand common ones are among 4 chosen."""
+    centres = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [6.0, 6.0]])
+    points, labels = clusters(centres, [400, 400, 200, 5], spread=0.2)
+    rows = selection.choose_diverse_rows(points, 4)
+    assert 3 in set(labels[rows].tolist())
+
+
+@pytest.mark.parametrize("n", [1, 5, 20], ids=lambda n: f"n{n}")
+def test_exactly_n_distinct_frames_even_when_frames_are_identical(n: int) -> None:
+    """Identical frames leave k-means fewer clusters; the count is still exactly n, distinct."""
+    points = np.zeros((50, 4), dtype=np.float32)
+    chosen = selection.choose_diverse_frames(points, np.arange(100, 150), n)
+    assert (n, n) == (len(chosen), len(set(chosen)))
+    assert chosen == sorted(chosen)
+
+
+def test_same_input_same_frames() -> None:
+    """Choosing twice from the same features gives the same frames."""
+    points, _ = clusters(np.random.default_rng(3).normal(size=(10, 5)), [30] * 10, spread=0.5)
+    indices = np.arange(points.shape[0], dtype=np.int64) * 3
+    first = selection.choose_diverse_frames(points, indices, 12)
+    assert first == selection.choose_diverse_frames(points.copy(), indices.copy(), 12)
+
+
+def test_spread_measures_on_a_line() -> None:
+    """Points 0..10 on a line, chosen 0, 5 and 10: coverage mean 12/11, worst 2, redundancy 5."""
+    points = np.arange(11, dtype=np.float32)[:, None]
+    mean, worst, redundancy = selection.spread_measures(points, [0, 5, 10])
+    assert (pytest.approx(12 / 11), 2.0, 5.0) == (mean, worst, redundancy)
+
+
+def test_flicker_is_a_jump_not_a_drift() -> None:
+    """Brightness drifting by 40% over the video is not flicker; three one-frame jumps are."""
+    levels = np.linspace(100, 140, 300).astype(np.float32)
+    levels[[50, 120, 250]] *= np.array([1.6, 0.5, 1.3], dtype=np.float32)
+    assert [50, 120, 250] == np.flatnonzero(selection.flicker_rows(levels)).tolist()
+
+
+def test_an_intrusion_and_its_margin_are_set_aside() -> None:
+    """A stretch where much more of the frame changes is flagged, widened by the margin."""
+    rng = np.random.default_rng(0)
+    change = (0.02 + 0.002 * rng.normal(size=400)).astype(np.float32)
+    change[100:130] = 0.3
+    flags = selection.intrusion_rows(change)
+    assert list(range(100, 130)) == np.flatnonzero(flags).tolist()
+    widened = selection.widen(flags, np.arange(400, dtype=np.int64) * 2, margin=10)
+    assert list(range(95, 135)) == np.flatnonzero(widened).tolist()
+
+
+def ellipse_frame(
+    centre: tuple[float, float], angle_deg: float, tail: bool
+) -> npt.NDArray[np.uint8]:
+    """A grey floor with a dark elongated body (and a tail behind it) at ``centre``."""
+    frame = np.full((240, 320, 3), 160, dtype=np.uint8)
+    cv2.ellipse(frame, (int(centre[0]), int(centre[1])), (24, 9), angle_deg, 0, 360, (50,) * 3, -1)
+    if tail:
+        theta = np.radians(angle_deg + 180)
+        end = (int(centre[0] + 50 * np.cos(theta)), int(centre[1] + 50 * np.sin(theta)))
+        cv2.line(frame, (int(centre[0]), int(centre[1])), end, (50,) * 3, 3)
+    return frame
+
+
+def crop_after_walk(angle_deg: float) -> npt.NDArray[np.float32]:
+    """The animal-centred feature after the body walked 60 frames along ``angle_deg``."""
+    reducer = features.FrameReducer()
+    step = np.array([np.cos(np.radians(angle_deg)), np.sin(np.radians(angle_deg))])
+    start = np.array([160.0, 120.0]) - 30 * step
+    for t in range(60):
+        row = reducer(ellipse_frame(tuple(start + t * step), angle_deg, tail=True))
+    return features.split_features(row)[1].astype(np.float32)
+
+
+@pytest.mark.parametrize("angle", [45.0, 135.0, 200.0, 300.0], ids=lambda a: f"{a:.0f}deg")
+def test_the_animal_crop_is_the_same_whichever_way_it_walks(angle: float) -> None:
+    """A body walking at ``angle`` gives nearly the silhouette it gives walking east (r > 0.7),
+    where the same silhouette left unturned would not (r < 0.7)."""
+    east, other = crop_after_walk(0.0), crop_after_walk(angle)
+    turn = cv2.getRotationMatrix2D((16, 16), angle, 1.0)
+    unturned = cv2.warpAffine(east.reshape(32, 32), turn, (32, 32)).reshape(-1)
+    turned_r = float(np.corrcoef(east, other)[0, 1])
+    unturned_r = float(np.corrcoef(east, unturned)[0, 1])
+    assert (True, True) == (turned_r > 0.7, unturned_r < 0.7), (turned_r, unturned_r)
+
+
+def test_feature_rows_have_the_documented_length() -> None:
+    """A frame, colour or luma, becomes FEATURE_LENGTH bytes."""
+    reducer = features.FrameReducer()
+    colour = reducer(ellipse_frame((100, 100), 30, tail=False))
+    luma = reducer(np.full((240, 320), 90, dtype=np.uint8))
+    assert [features.FEATURE_LENGTH] * 2 == [colour.size, luma.size]
+
+
+@pytest.fixture(scope="module")
+def pose_video(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    """A short rendered pose video with a hand at start and end and flicker frames."""
+    folder = tmp_path_factory.mktemp("pose")
+    video = render_pose_video(folder / "pose.mp4", seed=5, frames=900, flickers=4)
+    return video.path, video
+
+
+@pytest.mark.parametrize("n", [10, 30], ids=lambda n: f"n{n}")
+def test_no_hand_or_flicker_frame_is_chosen(pose_video: tuple[Path, object], n: int) -> None:
+    """On a rendered video with a hand and flicker, the choice holds none of those frames."""
+    path, video = pose_video
+    scan = frames.scan_video(path, reduce=features.FrameReducer())
+    options = VideoOptions(frames_per_video=n, frame_range=(0.0, 1.0), context_frames=2)
+    chosen = choose_frames(scan, options)
+    distractor = video.distractor  # type: ignore[attr-defined]
+    assert (n, []) == (len(chosen), [i for i in chosen if distractor[i]])

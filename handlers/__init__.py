@@ -10,10 +10,11 @@ status files, retries or the project layout; the daemon owns those.
 Modules:
     outcome    -- HandlerResult, InputError and the progress callback type shared by all.
     frames     -- reading frames: one streaming pass that reduces each frame, exact export.
-    features   -- what each frame is reduced to for choosing.
+    features   -- what each frame is reduced to for choosing: thumbnail + the animal, turned.
     selection  -- choosing frames: pure functions over arrays of per-frame features.
+    report     -- selection.json, contact sheet and timeline: how the frames were chosen.
     bundle     -- the bundle's files: PNG names, selected_frames.csv.
-    video      -- the video handler: scan, choose, export.
+    video      -- the video handler: scan, choose, export, report.
     zips       -- the zip handler: a lab's own frames zip, checked in full and unpacked.
     zip_checks -- pure checks of a zip's table of contents, selected_frames.csv, context.
     zip_unpack -- unpacking an untrusted zip: real bytes counted against limits, PNGs decoded.

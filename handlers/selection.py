@@ -191,7 +191,7 @@ def project(
     count = rows.shape[0]
     fit = prepare(rows[np.linspace(0, count - 1, min(count, FIT_ROWS)).astype(np.int64)])
     dims = min(dims, fit.shape[0], fit.shape[1])
-    if dims < 1 or float(fit.std()) == 0.0:
+    if dims < 1 or fit.shape[0] < 2 or float(fit.std()) == 0.0:
         return np.zeros((count, 1), dtype=np.float32)
     pca = PCA(n_components=dims, random_state=0).fit(fit)
     out = np.empty((count, dims), dtype=np.float32)
@@ -313,6 +313,9 @@ def select_diverse_frames(
         n: how many frames to choose.
         seed: fixes k-means, so the same input gives the same frames.
     """
+    if features.shape[0] == 0:
+        # A narrow window of a long video may hold no sample; the caller spreads frames evenly.
+        return Selection([], 0, [], [], math.inf, math.inf, 0.0)
     flicker, intrusion = distractor_rows(features, indices)
     usable = ~(flicker | intrusion)
     if int(usable.sum()) < n:

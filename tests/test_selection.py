@@ -53,6 +53,15 @@ def test_exactly_n_distinct_frames_even_when_frames_are_identical(n: int) -> Non
     assert chosen == sorted(chosen)
 
 
+@pytest.mark.parametrize("rows", [0, 1, 2], ids=lambda r: f"{r}-samples")
+def test_a_window_with_few_samples_gives_what_it_holds(rows: int) -> None:
+    """With fewer samples than frames wanted, every sample is chosen (none when there are none)."""
+    rng = np.random.default_rng(0)
+    rows_data = rng.integers(0, 255, size=(rows, features.FEATURE_LENGTH), dtype=np.uint8)
+    chosen = selection.select_diverse_frames(rows_data, np.arange(rows, dtype=np.int64) * 8, 5)
+    assert [i * 8 for i in range(rows)] == chosen.frames
+
+
 def test_same_input_same_frames() -> None:
     """Choosing twice from the same features gives the same frames."""
     points, _ = clusters(np.random.default_rng(3).normal(size=(10, 5)), [30] * 10, spread=0.5)

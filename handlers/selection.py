@@ -25,7 +25,7 @@ from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 
-from handlers.features import split_features
+from handlers.features import BACKGROUND_EVERY, BACKGROUND_FRAMES, split_features
 
 EMBED_DIMS = 32
 """PCA dimensions of each feature part."""
@@ -43,9 +43,10 @@ SCENE_DIFFERENCE = 20.0
 """Grey levels (at mean brightness 128) a thumbnail pixel must differ from the median scene."""
 MIN_INTRUSION_SHARE = 4 / 1024
 """An intrusion changes at least twice the usual share of the frame plus this (4 pixels)."""
-INTRUSION_MARGIN_FRAMES = 60
+INTRUSION_MARGIN_FRAMES = BACKGROUND_EVERY * BACKGROUND_FRAMES // 2
 """Frames set aside on each side of an intrusion: the running background (features.py) holds
-an intruder for about this long after it leaves, and a hand is half in view before it is seen."""
+an intruder for about half its span after it leaves, and a hand is half in view before it is
+seen."""
 
 
 @dataclass(frozen=True)

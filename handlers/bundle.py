@@ -6,6 +6,10 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+import cv2
+import numpy as np
+import numpy.typing as npt
+
 SELECTED_CSV = "selected_frames.csv"
 FRAME_NAME = re.compile(r"^img(\d{8})\.png$")
 
@@ -30,6 +34,18 @@ def with_context(selected: Iterable[int], context: int, frame_count: int) -> lis
         if 0 <= neighbour < frame_count
     }
     return sorted(wanted)
+
+
+def write_png(path: Path, image: npt.NDArray[np.uint8]) -> None:
+    """Encode ``image`` as PNG and write it, raising OSError (with errno) when it cannot.
+
+    Written by Python rather than ``cv2.imwrite``, which only returns False: a full disk or a
+    refused folder must raise an OSError whose errno the daemon knows to wait out and retry.
+    """
+    encoded, png = cv2.imencode(".png", image)
+    if not encoded:
+        raise OSError(f"could not encode {path.name} as PNG")
+    path.write_bytes(png.tobytes())
 
 
 def write_selected_csv(folder: Path, selected: Iterable[int]) -> str:

@@ -369,8 +369,7 @@ def export_pngs(
 
     def write(index: int, image: npt.NDArray[np.uint8]) -> None:
         name = bundle.frame_filename(index)
-        if not cv2.imwrite(str(staging / name), image):
-            raise OSError(f"could not write {staging / name}")
+        bundle.write_png(staging / name, image)
         written.append(name)
 
     wanted = bundle.with_context(chosen, options.context_frames, frame_count)

@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from handlers.bundle import write_png
 from handlers.frames import VideoScan
 from handlers.selection import Selection
 
@@ -195,14 +196,6 @@ def report_names(dated: bool) -> tuple[str, str, str]:
         f"{Path(name).stem}.{stamp}{Path(name).suffix}"
         for name in (REPORT_JSON, CONTACT_SHEET, TIMELINE)
     )
-
-
-def write_png(path: Path, image: npt.NDArray[np.uint8]) -> None:
-    """Encode ``image`` as PNG and write it, raising OSError (with errno) when it cannot."""
-    encoded, png = cv2.imencode(".png", image)
-    if not encoded:
-        raise OSError(f"could not encode {path.name} as PNG")
-    path.write_bytes(png.tobytes())
 
 
 def write_report(

@@ -6,7 +6,6 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
@@ -114,12 +113,7 @@ def handle_video(
 
     def write(index: int, image: npt.NDArray[np.uint8]) -> None:
         name = bundle.frame_filename(index)
-        encoded, png = cv2.imencode(".png", image)
-        if not encoded:
-            raise OSError(f"could not encode frame {index} of {video.name} as PNG")
-        # Written by Python, not cv2.imwrite, so a full disk or a refused folder raises an
-        # OSError with its errno, which the daemon knows to wait out and retry.
-        (staging / name).write_bytes(png.tobytes())
+        bundle.write_png(staging / name, image)
         written.append(name)
         if index in chosen_set:
             tiles[index] = report.sheet_tile(image)

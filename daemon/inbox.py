@@ -54,7 +54,7 @@ def visible_files(folder: Path) -> list[Path]:
 
 
 def signature(entries: Iterable[Path]) -> Signature | None:
-    """Size and mtime_ns of every file in ``entries`` (folders walked), or None if one vanished.
+    """Size and mtime_ns of every file in ``entries`` (folders walked); None if one is gone.
 
     mtime_ns as well as size: Windows copies set the final size first and fill it in after.
     """
@@ -65,6 +65,6 @@ def signature(entries: Iterable[Path]) -> Signature | None:
             for path in paths:
                 stat = path.stat()
                 found.append((str(path), stat.st_size, stat.st_mtime_ns))
-    except FileNotFoundError:
+    except OSError:  # vanished, or unreadable for now: not settled, look again next scan
         return None
     return tuple(found)

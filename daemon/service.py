@@ -15,6 +15,7 @@ import shutil
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -162,12 +163,13 @@ class Daemon:
         try:
             self.start_schedule()
             while not self.stopping.is_set():
-                self.step(claim=True)
-                watch.check(time.monotonic())
-                if self.sweeps.pending():
-                    self.sweep()
-                self.heartbeat.beat()
-                self.notifier.status(self.describe_state())
+                with self.guarded_turn():
+                    self.step(claim=True)
+                    watch.check(time.monotonic())
+                    if self.sweeps.pending():
+                        self.sweep()
+                    self.heartbeat.beat()
+                    self.notifier.status(self.describe_state())
                 self.wake.wait(self.sleep_time())
                 self.wake.clear()
         finally:
@@ -187,16 +189,28 @@ class Daemon:
         self.scan(time.monotonic())
         if self.settings.watch.settle_s > 0 and self.tracker_has_items():
             self.stopping.wait(self.settings.watch.settle_s)
-        self.scan(time.monotonic())
-        taken = set(self.settled)
-        self.settled = {key: arrival for key, arrival in self.settled.items() if key in taken}
+        self.scan(time.monotonic())  # what is settled now is all this pass takes
         while not self.stopping.is_set() and (self.settled or self.waiting or self.running):
-            self.dispatch()
-            self.poll_running()
+            with self.guarded_turn():
+                self.dispatch()
+                self.poll_running()
             self.wake.wait(TICK_S)
             self.wake.clear()
         self.shutdown()
         return 1 if self.failed_count else 0
+
+    @contextlib.contextmanager
+    def guarded_turn(self) -> Iterator[None]:
+        """Log what escapes one turn of the loop and go on: a bug met by one odd file (a name,
+        a folder that cannot be read) must not stop the daemon for every other file.
+
+        The pause keeps a fault that repeats every turn from filling the journal.
+        """
+        try:
+            yield
+        except Exception:
+            self.log.exception("loop turn failed; continuing")
+            self.stopping.wait(1.0)
 
     def tracker_has_items(self) -> bool:
         return self.tracker.next_deadline(time.monotonic()) is not None

@@ -16,6 +16,7 @@ Memory is bounded by MAX_SAMPLE_BYTES of reduced frames plus 8 bytes of timestam
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -98,11 +99,31 @@ def _cannot_open(path: Path) -> InputError:
 
 def _open_capture(path: Path, params: Sequence[int] = ()) -> cv2.VideoCapture:
     """FFmpeg first (the only backend with timestamps and luma planes), then any other."""
-    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, list(params))
-    if not capture.isOpened() and not params:
-        capture.release()
-        capture = cv2.VideoCapture(str(path))
+    with _utf8_path(path) as name:
+        capture = cv2.VideoCapture(name, cv2.CAP_FFMPEG, list(params))
+        if not capture.isOpened() and not params:
+            capture.release()
+            capture = cv2.VideoCapture(name)
     return capture
+
+
+@contextlib.contextmanager
+def _utf8_path(path: Path) -> Iterator[str]:
+    """``path`` as text OpenCV can take; a file name that is not UTF-8 gets a symlink that is.
+
+    Rig PCs do make such names (Latin-1 copies onto a share), and OpenCV crashes the whole
+    process on them (SIGSEGV). The capture holds the file open, so the link may go after.
+    """
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        with tempfile.TemporaryDirectory(prefix="framewatch-") as folder:
+            link = Path(folder) / ("video" + path.suffix.encode("ascii", "replace").decode())
+            link.symlink_to(path.absolute())  # a non-UTF-8 target is fine for the kernel
+            yield str(link)
+        return
+    yield text
 
 
 @contextlib.contextmanager

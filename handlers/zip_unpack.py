@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from handlers.zip_checks import (
     RATIO_GRACE_BYTES,
@@ -205,7 +206,8 @@ def check_png(path: Path, shown: str, head: bytes) -> tuple[tuple[int, int] | No
             f"{shown} says it is {declared[0]}x{declared[1]} pixels, more than any video frame "
             f"({MAX_FRAME_PIXELS:,} pixels); refused"
         )
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    # Decoded from bytes read by Python: OpenCV cannot open a path that is not valid UTF-8.
+    image = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None:
         return (
             None,

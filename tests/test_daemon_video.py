@@ -302,3 +302,23 @@ def test_real_recording_through_the_daemon(fw: Framewatch) -> None:
         if png is not None:
             assert (frame == cv2.imread(str(png))).all(), png.name
         index += 1
+
+
+def test_odd_file_names_do_not_stop_the_daemon(fw: Framewatch) -> None:
+    """Spaces, accents, a leading dash and bytes that are not UTF-8 all end complete."""
+    inbox = fw.inbox("videos")
+    payload = make_video(fw.root / "src", "payload", 60).read_bytes()
+    names = [b"mouse 1 (copy).mp4", "souris-été.mp4".encode(), b"-dash.mp4", b"bad\xffbyte.mp4"]
+    for raw in names:
+        with open(os.fsencode(inbox) + b"/" + raw, "wb") as out:
+            out.write(payload)
+    fw.config.write_text(
+        fw.config.read_text() + "[extract]\nframes_per_video = 3\ncontext_frames = 0\n"
+    )
+    fw.start()
+    for raw in names:
+        stem = os.fsdecode(raw)[: -len(".mp4")]
+        assert "complete" == fw.wait_state("videos", stem)["state"], stem
+        assert 3 == len(list(fw.bundle(stem).glob("img*.png")))
+    assert fw.process is not None and fw.process.poll() is None
+    assert 0 == fw.stop()

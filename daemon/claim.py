@@ -121,7 +121,11 @@ class ClaimFolder:
         (folder / "input").mkdir(parents=True, exist_ok=False)
         write_json_atomic(
             folder / META_FILE,
-            {"kind": arrival.kind, "name": arrival.name, "origins": [str(e) for e in arrival.entries]},
+            {
+                "kind": arrival.kind,
+                "name": arrival.name,
+                "origins": [str(e) for e in arrival.entries],
+            },
         )
         first, *rest = arrival.entries
         if not rename_checked(first, folder / "input" / first.name):

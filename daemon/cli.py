@@ -19,7 +19,9 @@ EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="framewatch",
-        description="Turn videos, frame zips and model outputs dropped in folders into labeling bundles.",
+        description=(
+            "Turn videos, frame zips and model outputs dropped in folders into labeling bundles."
+        ),
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     helps = {
@@ -76,7 +78,11 @@ def _make_daemon(settings: Settings, source: Path | None) -> Any:
 
     configure_logging()
     daemon = Daemon(settings)
-    daemon.log.info("config", file=str(source) if source else "built-in defaults", root=str(settings.root.absolute()))
+    daemon.log.info(
+        "config",
+        file=str(source) if source else "built-in defaults",
+        root=str(settings.root.absolute()),
+    )
     return daemon
 
 
@@ -105,7 +111,9 @@ def format_table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
     lines = []
     for row in [header, *rows]:
-        cells = [cell.ljust(width) for cell, width in zip(row, widths)] + [row[-1]]
+        cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)] + [
+            row[-1]
+        ]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
 
@@ -119,7 +127,9 @@ def check_config(settings: Settings, source: Path | None) -> int:
 
 def to_toml(data: dict[str, Any]) -> str:
     """The effective settings as TOML (scalars first, then one table per section)."""
-    top = [f"{key} = {json.dumps(value)}" for key, value in data.items() if not isinstance(value, dict)]
+    top = [
+        f"{key} = {json.dumps(value)}" for key, value in data.items() if not isinstance(value, dict)
+    ]
     tables = [
         f"\n[{key}]\n" + "\n".join(f"{k} = {json.dumps(v)}" for k, v in value.items())
         for key, value in data.items()

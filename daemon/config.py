@@ -191,7 +191,7 @@ class Settings(BaseSettings):
 
 
 def find_config_file(explicit: str | None) -> Path | None:
-    """Pick the config file by the contract's order: ``-c``, ``$FRAMEWATCH_CONFIG``, ./framewatch.toml."""
+    """Pick the config file in the contract's order: -c, $FRAMEWATCH_CONFIG, ./framewatch.toml."""
     named = explicit or os.environ.get(CONFIG_ENV)
     if named:
         path = Path(named)

@@ -81,11 +81,14 @@ def read_sidecar(files: list[Path]) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
-        raise InputError([f"sidecar {path.name} is not valid JSON ({exc}); fix or remove it"])
+        problem = f"sidecar {path.name} is not valid JSON ({exc}); fix or remove it"
+        raise InputError([problem]) from None
     if not isinstance(data, dict):
         raise InputError(
-            [f"sidecar {path.name}: expected a JSON object like {{\"frames_per_video\": 50}}, "
-             f"but got {type(data).__name__}"]
+            [
+                f'sidecar {path.name}: expected a JSON object like {{"frames_per_video": 50}}, '
+                f"but got {type(data).__name__}"
+            ]
         )
     return data
 
@@ -125,7 +128,7 @@ def video_options(settings: Settings, sidecar: dict[str, Any], bundle: Path) -> 
 
 
 def keep_in_project_videos(settings: Settings, path: Path) -> Path:
-    """Videos go to ``<project>/videos/``, where labeling tools look for them; the rest to archive."""
+    """Videos go to ``<project>/videos/``, where labeling tools look for them; others to archive."""
     if path.suffix.lower() in VIDEO_SUFFIXES:
         return settings.folder("project") / "videos"
     return settings.folder("archive") / "videos"
@@ -149,8 +152,13 @@ def keep_in_archive_zips(settings: Settings, path: Path) -> Path:
 # ----- inference: a model's outputs for one video ------------------------------------------
 
 INFERENCE_SIDECAR_KEYS = {
-    "frames_per_video", "frame_range", "context_frames",
-    "likelihood_threshold", "z_threshold", "pca_variance", "min_spacing_frames",
+    "frames_per_video",
+    "frame_range",
+    "context_frames",
+    "likelihood_threshold",
+    "z_threshold",
+    "pca_variance",
+    "min_spacing_frames",
 }
 
 

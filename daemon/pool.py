@@ -7,6 +7,7 @@ only that job fails. Starting a process costs about a second; a job takes many.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import multiprocessing
 import os
@@ -60,10 +61,8 @@ def make_executor(workers: Workers, on_change: Callable[[], None]) -> Executor:
 def _die_with_parent(parent: int) -> None:
     """Make sure this worker does not outlive the daemon, so no orphan works on after kill -9."""
     if sys.platform.startswith("linux"):
-        try:
+        with contextlib.suppress(OSError):
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL))  # PDEATHSIG
-        except OSError:
-            pass
     # The daemon may have died while this process was still importing, before prctl.
     if os.getppid() != parent:
         os._exit(1)

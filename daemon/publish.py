@@ -49,7 +49,8 @@ def merge_bundle(staging: Path, target: Path, names: list[str]) -> list[str]:
     clashes = [
         name
         for name in frames
-        if (target / name).exists() and not filecmp.cmp(staging / name, target / name, shallow=False)
+        if (target / name).exists()
+        and not filecmp.cmp(staging / name, target / name, shallow=False)
     ]
     if clashes:
         raise InputError(

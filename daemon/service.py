@@ -58,8 +58,19 @@ MIN_SCAN_GAP_S = 0.5
 TICK_S = 0.5
 # Filesystem errors that pass (a share that went away, a full disk): wait and try again.
 PASSING_ERRNOS = frozenset(
-    {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO,
-     errno.ESTALE, errno.ENOENT, errno.ETIMEDOUT, errno.EHOSTDOWN, errno.ENOTCONN}
+    {
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EACCES,
+        errno.EPERM,
+        errno.EROFS,
+        errno.EIO,
+        errno.ESTALE,
+        errno.ENOENT,
+        errno.ETIMEDOUT,
+        errno.EHOSTDOWN,
+        errno.ENOTCONN,
+    }
 )
 RETRY_FILE = "retry.json"  # in the item's folder: the attempt count survives a restart
 
@@ -282,13 +293,17 @@ class Daemon:
             try:
                 found += KINDS[kind_name].find_arrivals(kind_name, inbox)
             except OSError as exc:
-                self.log.warning("inbox unreadable", kind=kind_name, inbox=str(inbox), error=str(exc))
+                self.log.warning(
+                    "inbox unreadable", kind=kind_name, inbox=str(inbox), error=str(exc)
+                )
         settled = self.tracker.observe(found, now)
         fresh = {a.key: a for a in settled if a.key not in self.running}
         for key, arrival in fresh.items():
             if key not in self.settled:
                 self.log.info("settled", kind=arrival.kind, name=arrival.name)
-                self.record(arrival.kind, arrival.name, st.QUEUED, "Waiting for a free worker.", fresh=True)
+                self.record(
+                    arrival.kind, arrival.name, st.QUEUED, "Waiting for a free worker.", fresh=True
+                )
         self.settled = fresh
 
     def dispatch(self) -> None:
@@ -323,7 +338,9 @@ class Daemon:
             item = self.claims.claim(arrival)
         except Exception as exc:
             log.exception("claim failed")
-            self.record(arrival.kind, arrival.name, st.QUEUED, f"Could not take the file yet: {exc}")
+            self.record(
+                arrival.kind, arrival.name, st.QUEUED, f"Could not take the file yet: {exc}"
+            )
             return None
         if item is None:
             log.info("taken by another daemon")
@@ -358,7 +375,7 @@ class Daemon:
         except ClusterLost as exc:
             self.requeue(item, exc)
             return
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - one item's failure must never stop the loop
             self.handle_failure(item, exc)
             return
         future.add_done_callback(lambda _: self.wake.set())
@@ -374,7 +391,10 @@ class Daemon:
                 try:
                     outcome: JobOutcome = running.future.result()
                     self.log.info(
-                        "result", kind=item.kind, name=item.name, worker=outcome.worker,
+                        "result",
+                        kind=item.kind,
+                        name=item.name,
+                        worker=outcome.worker,
                         staging=outcome.staging.name,
                     )
                     saved = {**outcome.result.__dict__, "staging": outcome.staging.name}
@@ -382,7 +402,7 @@ class Daemon:
                     self.finish(item, outcome.result, outcome.staging)
                 except ClusterLost as exc:
                     self.requeue(item, exc)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - one item's failure must never stop the loop
                     self.handle_failure(item, exc)
             else:
                 self.report_progress(running)
@@ -414,7 +434,7 @@ class Daemon:
             for path in item.files:
                 move_without_replacing(path, kind.keep_folder(self.settings, path))
             release(item)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - one item's failure must never stop the loop
             self.handle_failure(item, exc)
             return
         self.completed_count += 1
@@ -480,7 +500,11 @@ class Daemon:
             kept = []
             message = " ".join(problems) + f" The file is still in {item.input}."
         self.safe_record(
-            item, st.FAILED, message, problems=problems, passing_error=passing,
+            item,
+            st.FAILED,
+            message,
+            problems=problems,
+            passing_error=passing,
             kept=[{"path": str(path), "name": name} for path, name in kept],
         )
 
@@ -663,4 +687,3 @@ def describe_failure(exc: BaseException) -> list[str]:
     if isinstance(exc, HandlerCrash):
         return [f"framewatch hit an unexpected error ({exc.summary}); please report it."]
     return [f"framewatch hit an unexpected error ({type(exc).__name__}: {exc}); please report it."]
-

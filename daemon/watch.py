@@ -18,8 +18,23 @@ from watchdog.observers.polling import PollingObserver
 from daemon.inbox import is_ignored
 
 NETWORK_FILESYSTEMS = frozenset(
-    {"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "afs", "ceph", "glusterfs", "lustre",
-     "fuse.sshfs", "fuse.rclone", "fuse.glusterfs", "davfs", "fuse.davfs2"}
+    {
+        "nfs",
+        "nfs4",
+        "cifs",
+        "smb3",
+        "smbfs",
+        "9p",
+        "afs",
+        "ceph",
+        "glusterfs",
+        "lustre",
+        "fuse.sshfs",
+        "fuse.rclone",
+        "fuse.glusterfs",
+        "davfs",
+        "fuse.davfs2",
+    }
 )
 
 
@@ -109,8 +124,12 @@ class WatchSupervisor:
     RETRY_MAX_S = 30.0
 
     def __init__(
-        self, folders: Iterable[Path], mode: str, poll_interval_s: float,
-        wake: Callable[[], None], log: Any,
+        self,
+        folders: Iterable[Path],
+        mode: str,
+        poll_interval_s: float,
+        wake: Callable[[], None],
+        log: Any,
     ) -> None:
         self.folders = list(folders)
         self.mode = mode

@@ -169,5 +169,5 @@ def run_job(job: Job) -> JobOutcome:
         return JobOutcome(result, staging, worker)
     except (InputError, OSError):
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - flattened so it survives pickling
         raise HandlerCrash(f"{type(exc).__name__}: {exc}", traceback.format_exc()) from None

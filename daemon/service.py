@@ -15,7 +15,7 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -432,7 +432,7 @@ class Daemon:
                 publish_bundle(staging, target)
             kind = KINDS[item.kind]
             for path in item.files:
-                move_without_replacing(path, kind.keep_folder(self.settings, path))
+                keep_inputs(self.settings, kind.keep_folder, path)
             release(item)
         except Exception as exc:  # noqa: BLE001 - one item's failure must never stop the loop
             self.handle_failure(item, exc)
@@ -630,6 +630,23 @@ class Daemon:
 
     def safe_record(self, item: ClaimedItem, state: str, message: str, **fields: Any) -> None:
         self.record(item.kind, item.name, state, message, **fields)
+
+
+def keep_inputs(
+    settings: Settings, keep_folder: Callable[[Settings, Path], Path], path: Path
+) -> None:
+    """Move a done input to where its kind keeps it.
+
+    A folder drop goes whole, but a member that belongs elsewhere goes there first (a video
+    joins ``project/videos/``, where labeling tools and later drops look for it).
+    """
+    home = keep_folder(settings, path)
+    if path.is_dir():
+        for member in sorted(path.iterdir()):
+            elsewhere = keep_folder(settings, member)
+            if elsewhere != home:
+                move_without_replacing(member, elsewhere)
+    move_without_replacing(path, home)
 
 
 def clear_staging(item: ClaimedItem) -> None:

@@ -116,7 +116,8 @@ def test_real_drops_become_exact_bundles(fw: Framewatch, how: str) -> None:
     assert (fw.project / "videos" / "clip.mp4").is_file()
     assert (archived / "clip.csv").is_file()
     assert "ensemble_spread" in statuses["mirror-mouse-ensemble"]["report"]["signals"]["computed"]
-    assert (archived / "180607_004" / "180607_004.mp4").is_file()
+    assert (fw.project / "videos" / "180607_004.mp4").is_file()  # out of the folder drop
+    assert (archived / "180607_004" / "180607_004.rng0.csv").is_file()
 
 
 def synthetic_drop(

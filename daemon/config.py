@@ -91,6 +91,9 @@ class Workers(_Section):
     # workers see the share at the same paths (README, "Running on a Dask cluster").
     executor: Literal["local", "dask"] = "local"
     scheduler_address: str = ""
+    # How long `framewatch once` waits for a cluster that takes no work (no scheduler, no
+    # workers) before it leaves the rest for the next pass and exits 1; `run` waits for ever.
+    cluster_wait_s: float = Field(600.0, gt=0)
 
     @field_validator("executor")
     @classmethod

@@ -120,6 +120,7 @@ class Daemon:
         self.failed_count = 0
         self.completed_count = 0
         self.retry_passing_errors = True
+        self.gave_up = False
         self._last_scan = -1e9
         self._event_seen = True
 
@@ -201,14 +202,43 @@ class Daemon:
         if self.settings.watch.settle_s > 0 and self.tracker_has_items():
             self.stopping.wait(self.settings.watch.settle_s)
         self.scan(time.monotonic())  # what is settled now is all this pass takes
+        blocked_since: float | None = None
         while not self.stopping.is_set() and (self.settled or self.waiting or self.running):
             with self.guarded_turn():
                 self.dispatch()
                 self.poll_running()
+            blocked_since = (
+                None if self.executor_problem is None else blocked_since or time.monotonic()
+            )
+            if (
+                blocked_since
+                and time.monotonic() - blocked_since > self.settings.workers.cluster_wait_s
+            ):
+                self.give_up_waiting_for_workers()
+                break
             self.wake.wait(TICK_S)
             self.wake.clear()
         self.shutdown()
-        return 1 if self.failed_count else 0
+        return 1 if self.failed_count or self.gave_up else 0
+
+    def give_up_waiting_for_workers(self) -> None:
+        """End a ``once`` pass that no worker would take: a nightly cron job must not hang.
+
+        Nothing failed, so nothing goes to failed/: unclaimed files stay in their inbox and
+        claimed ones are put back by the shutdown, all for the next pass.
+        """
+        self.gave_up = True
+        waited = self.settings.workers.cluster_wait_s
+        self.log.error(
+            "no workers; giving up this pass", problem=self.executor_problem, waited_s=waited
+        )
+        message = (
+            f"Not processed in this pass: {str(self.executor_problem).rstrip('.')} "
+            f"(waited {waited:.0f} s). "
+            "The file stays in the inbox for the next pass."
+        )
+        for arrival in self.settled.values():
+            self.record(arrival.kind, arrival.name, st.QUEUED, message)
 
     @contextlib.contextmanager
     def guarded_turn(self) -> Iterator[None]:

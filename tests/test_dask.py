@@ -296,3 +296,25 @@ def test_worker_without_the_share_fails_the_item_naming_it(tmp_path: Path) -> No
         ]
         assert (fw.failed("videos") / "mouse1.mp4").exists()
         assert 0 == fw.stop()
+
+
+@needs_dask
+def test_once_with_no_reachable_scheduler_gives_up_and_keeps_the_file(fw: Framewatch) -> None:
+    """`once` against a scheduler nobody runs exits 1 after cluster_wait_s; the file stays put."""
+    import socket
+
+    with socket.socket() as probe:  # a loopback port with nothing listening on it
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    fw.env = {**dask_env(f"tcp://127.0.0.1:{port}"), "FRAMEWATCH_WORKERS__CLUSTER_WAIT_S": "3"}
+    (fw.root / "src").mkdir()
+    video = write_barcode_video(fw.root / "src" / "waiting", 60)
+    target = fw.inbox("videos") / video.name
+    video.rename(target)
+    result = fw.once(timeout=120)
+    assert 1 == result.returncode, result.stdout[-3000:]
+    assert target.exists()
+    status = fw.status("videos", "waiting")
+    assert status is not None and "queued" == status["state"], status
+    assert re.search(r"Not processed in this pass: .*Dask scheduler.*next pass", status["message"])
+    assert not list(fw.root.glob("failed/*/*"))

@@ -126,10 +126,14 @@ def _utf8_path(path: Path) -> Iterator[str]:
     yield text
 
 
-@contextlib.contextmanager
-def open_video(path: Path) -> Iterator[cv2.VideoCapture]:
+def open_video(path: Path) -> contextlib.AbstractContextManager[cv2.VideoCapture]:
     """Open a video for decoding to BGR, or raise InputError saying why it cannot be read."""
-    capture = _open_capture(path)
+    return _opened(_open_capture(path), path)
+
+
+@contextlib.contextmanager
+def _opened(capture: cv2.VideoCapture, path: Path) -> Iterator[cv2.VideoCapture]:
+    """Yield ``capture`` if it opened (InputError naming ``path`` if not); always release it."""
     try:
         if not capture.isOpened():
             raise _cannot_open(path)
@@ -166,12 +170,8 @@ def open_for_scan(path: Path) -> Iterator[cv2.VideoCapture]:
         if not capture.isOpened() or _pixel_format(capture) not in LUMA_FORMATS:
             capture.release()
             capture = _open_capture(path)
-        try:
-            if not capture.isOpened():
-                raise _cannot_open(path)
-            yield capture
-        finally:
-            capture.release()
+        with _opened(capture, path) as opened:
+            yield opened
 
 
 def _retrieve(capture: cv2.VideoCapture) -> npt.NDArray[np.uint8] | None:

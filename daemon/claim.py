@@ -164,9 +164,24 @@ class ClaimFolder:
                         # claimed, the file is still in its inbox. Not an item to fail.
                         release(item)
                     elif item is not None:
+                        claim_stragglers(item)
                         adopted.append(item)
             remove_empty_tree(other)
         return adopted
+
+
+def claim_stragglers(item: ClaimedItem) -> None:
+    """Bring in what a killed daemon had not renamed yet (a sidecar after its video).
+
+    A claim renames the main file first and the rest after; a daemon killed in between left
+    the sidecar alone in the inbox, where it would wait for ever and the video run without it.
+    """
+    if item.files and (item.folder / RESULT_FILE).exists():
+        return  # the handler already ran with what was there
+    claimed = {path.name for path in item.files}
+    for origin in item.origins[1:]:
+        if origin.name not in claimed and origin.exists():
+            rename_checked(origin, item.input / origin.name)
 
 
 def load_item(folder: Path) -> ClaimedItem | None:

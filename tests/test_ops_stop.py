@@ -197,3 +197,27 @@ def test_kill_9_between_claim_folder_and_rename_leaves_nothing_to_fail(fw: Frame
     assert "complete" == status["state"], status
     assert [] == events(fw, "failed")
     assert 0 == fw.stop()
+
+
+def test_kill_9_between_video_and_sidecar_renames_keeps_the_sidecar(fw: Framewatch) -> None:
+    """Killed after claiming the video but not its sidecar: the next start brings the sidecar
+    in, so the video runs with its options and nothing is left behind in the inbox."""
+    host = socket.gethostname()
+    item = fw.root / "work" / "claims" / f"{host}.999999" / "videos" / "late.mp4"
+    (item / "input").mkdir(parents=True)
+    (item.parent.parent / "owner.json").write_text(
+        json.dumps({"host": host, "pid": 999999, "started": "0"})
+    )
+    origin = fw.inbox("videos") / "late.mp4"
+    sidecar = fw.inbox("videos") / "late.json"
+    meta = {"kind": "videos", "name": "late", "origins": [str(origin), str(sidecar)]}
+    (item / "item.json").write_text(json.dumps(meta))
+    os.replace(make_video(fw.root / "src", "late", 60), item / "input" / "late.mp4")
+    sidecar.write_text(json.dumps({"frames_per_video": 4}))
+    fw.start()
+    status = fw.wait_state("videos", "late", timeout=90)
+    assert "complete" == status["state"], status
+    assert 4 == status["frames_selected"]
+    assert [] == list(fw.inbox("videos").iterdir())
+    assert (fw.root / "archive" / "videos" / "late.json").is_file()
+    assert 0 == fw.stop()

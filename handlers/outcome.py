@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 Progress = Callable[[float, str], None]
@@ -47,3 +48,17 @@ class HandlerResult:
     files: list[str]
     warnings: list[str] = field(default_factory=list)
     report: dict[str, Any] = field(default_factory=dict)
+
+
+def only_file_with_suffix(files: Sequence[Path], suffixes: Iterable[str], what: str) -> Path:
+    """The one claimed file whose suffix is in ``suffixes`` (a sidecar may come beside it).
+
+    Raises:
+        InputError: there is none, or more than one.
+    """
+    wanted = {suffix.lower() for suffix in suffixes}
+    found = [path for path in files if path.suffix.lower() in wanted]
+    if len(found) != 1:
+        names = ", ".join(path.name for path in files) or "nothing"
+        raise InputError([f"expected exactly one {what}, but got {names}"])
+    return found[0]

@@ -13,7 +13,7 @@ from threadpoolctl import threadpool_limits
 
 from handlers import bundle, features, frames, report, selection
 from handlers.options import FrameRange
-from handlers.outcome import HandlerResult, InputError, Progress
+from handlers.outcome import HandlerResult, InputError, Progress, only_file_with_suffix
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv"})
 METHOD = (
@@ -35,15 +35,6 @@ class VideoOptions(BaseModel):
     frame_range: FrameRange
     context_frames: int = Field(ge=0)
     exclude_frames: frozenset[int] = frozenset()
-
-
-def find_video(files: Sequence[Path]) -> Path:
-    """The one video among the claimed files (a sidecar may come with it)."""
-    videos = [path for path in files if path.suffix.lower() in VIDEO_SUFFIXES]
-    if len(videos) != 1:
-        names = ", ".join(path.name for path in files) or "nothing"
-        raise InputError([f"expected exactly one video file, but got {names}"])
-    return videos[0]
 
 
 def choose_frames(scan: frames.VideoScan, options: VideoOptions) -> list[int]:
@@ -94,7 +85,7 @@ def handle_video(
     Raises:
         InputError: the video cannot be read, or holds fewer usable frames than asked for.
     """
-    video = find_video(files)
+    video = only_file_with_suffix(files, VIDEO_SUFFIXES, "video file")
     progress(0.0, f"reading {video.name}")
     scan = frames.scan_video(
         video,

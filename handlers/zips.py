@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from handlers import zip_checks as checks
 from handlers.bundle import frame_filename, write_selected_csv
-from handlers.outcome import HandlerResult, InputError, Progress
+from handlers.outcome import HandlerResult, InputError, Progress, only_file_with_suffix
 from handlers.zip_unpack import (
     ByteBudget,
     DamagedEntryError,
@@ -70,15 +70,6 @@ class Unpacked:
     problems: list[str] = field(default_factory=list)
 
 
-def find_zip(files: Sequence[Path]) -> Path:
-    """The one zip among the claimed files (a ``STEM.json`` sidecar may come with it)."""
-    zips = [path for path in files if path.suffix.lower() in ZIP_SUFFIXES]
-    if len(zips) != 1:
-        names = ", ".join(path.name for path in files) or "nothing"
-        raise InputError([f"expected exactly one .zip file, but got {names}"])
-    return zips[0]
-
-
 def open_zip(path: Path, limits: Limits) -> zipfile.ZipFile:
     """Open ``path`` as a zip, refusing one that is not a zip or lists too many entries.
 
@@ -107,7 +98,7 @@ def handle_zip(
     Raises:
         InputError: every problem found with the zip, when there is at least one.
     """
-    path = find_zip(files)
+    path = only_file_with_suffix(files, ZIP_SUFFIXES, ".zip file")
     progress(0.0, f"checking {path.name}")
     with open_zip(path, options.limits()) as archive:
         return unpack_bundle(archive, path.stat().st_size, options, staging, progress)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,15 +42,20 @@ class Arrival:
 
 def visible_files(folder: Path) -> list[Path]:
     """Regular files directly in ``folder`` whose names are not ignored; none if it is gone."""
+    return _visible_entries(folder, lambda entry: entry.is_file(follow_symlinks=False))
+
+
+def visible_folders(folder: Path) -> list[Path]:
+    """Folders directly in ``folder`` whose names are not ignored; none if it is gone."""
+    return _visible_entries(folder, lambda entry: entry.is_dir(follow_symlinks=False))
+
+
+def _visible_entries(folder: Path, wanted: Callable[[os.DirEntry[str]], bool]) -> list[Path]:
     try:
         entries = list(os.scandir(folder))
     except FileNotFoundError:
         return []
-    return sorted(
-        Path(entry.path)
-        for entry in entries
-        if not is_ignored(entry.name) and entry.is_file(follow_symlinks=False)
-    )
+    return sorted(Path(e.path) for e in entries if not is_ignored(e.name) and wanted(e))
 
 
 def signature(entries: Iterable[Path]) -> Signature | None:

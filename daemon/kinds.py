@@ -6,7 +6,6 @@ Adding a kind means adding one ``Kind`` to ``KINDS``; the daemon has no other li
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from daemon.config import Settings
-from daemon.inbox import Arrival, is_ignored, visible_files
+from daemon.inbox import Arrival, visible_files, visible_folders
 from handlers.bundle import existing_frames
 from handlers.inference import InferenceOptions, belongs_to, file_role, member_stem
 from handlers.outcome import InputError
@@ -127,11 +126,16 @@ def video_options(settings: Settings, sidecar: dict[str, Any], bundle: Path) -> 
     )
 
 
-def keep_in_project_videos(settings: Settings, path: Path) -> Path:
-    """Videos go to ``<project>/videos/``, where labeling tools look for them; others to archive."""
-    if path.suffix.lower() in VIDEO_SUFFIXES:
-        return settings.folder("project") / "videos"
-    return settings.folder("archive") / "videos"
+def keep_videos_in_project(kind: str) -> Callable[[Settings, Path], Path]:
+    """Where a kind's done inputs go: a video file to ``<project>/videos/``, where labeling
+    tools and later drops look for it; everything else to ``<archive>/<kind>/``."""
+
+    def keep_folder(settings: Settings, path: Path) -> Path:
+        if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
+            return settings.folder("project") / "videos"
+        return settings.folder("archive") / kind
+
+    return keep_folder
 
 
 def zip_options(settings: Settings, sidecar: dict[str, Any], bundle: Path) -> BaseModel:
@@ -142,11 +146,6 @@ def zip_options(settings: Settings, sidecar: dict[str, Any], bundle: Path) -> Ba
         "existing_bundle": bundle,
     }
     return validate_options(ZipOptions, defaults, sidecar, {"context_frames"})
-
-
-def keep_in_archive_zips(settings: Settings, path: Path) -> Path:
-    """A zip is kept once its frames are published: ``<archive>/zips/``."""
-    return settings.folder("archive") / "zips"
 
 
 # ----- inference: a model's outputs for one video ------------------------------------------
@@ -170,17 +169,6 @@ def inference_arrivals(kind: str, inbox: Path) -> list[Arrival]:
     """
     found = [folder_arrival(kind, folder) for folder in visible_folders(inbox)]
     return [a for a in found if a is not None] + loose_arrivals(kind, visible_files(inbox))
-
-
-def visible_folders(inbox: Path) -> list[Path]:
-    """Folders directly in ``inbox`` whose names are not hidden or temporary."""
-    try:
-        entries = list(os.scandir(inbox))
-    except FileNotFoundError:
-        return []
-    return sorted(
-        Path(e.path) for e in entries if e.is_dir(follow_symlinks=False) and not is_ignored(e.name)
-    )
 
 
 def folder_arrival(kind: str, folder: Path) -> Arrival | None:
@@ -237,33 +225,26 @@ def project_videos(folder: Path, stem: str) -> tuple[Path, ...]:
     )
 
 
-def keep_inference(settings: Settings, path: Path) -> Path:
-    """A video joins ``<project>/videos/``; predictions and the rest ``<archive>/inference/``."""
-    if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
-        return settings.folder("project") / "videos"
-    return settings.folder("archive") / "inference"
-
-
 KINDS: dict[str, Kind] = {
     "videos": Kind(
         name="videos",
         find_arrivals=arrivals_by_suffix(VIDEO_SUFFIXES),
         handler="handlers.video:handle_video",
         build_options=video_options,
-        keep_folder=keep_in_project_videos,
+        keep_folder=keep_videos_in_project("videos"),
     ),
     "zips": Kind(
         name="zips",
         find_arrivals=arrivals_by_suffix(ZIP_SUFFIXES),
         handler="handlers.zips:handle_zip",
         build_options=zip_options,
-        keep_folder=keep_in_archive_zips,
+        keep_folder=keep_videos_in_project("zips"),
     ),
     "inference": Kind(
         name="inference",
         find_arrivals=inference_arrivals,
         handler="handlers.inference:handle_inference",
         build_options=inference_options,
-        keep_folder=keep_inference,
+        keep_folder=keep_videos_in_project("inference"),
     ),
 }

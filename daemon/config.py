@@ -21,6 +21,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from daemon.cron import crontab_trigger
 from handlers.options import FrameRange
 
 CONFIG_ENV = "FRAMEWATCH_CONFIG"
@@ -139,8 +140,6 @@ class Sweep(_Section):
     @field_validator("cron")
     @classmethod
     def _cron_parses(cls, value: str) -> str:
-        from daemon.sweep import crontab_trigger  # late: sweep imports this module
-
         crontab_trigger(value)  # raises ValueError naming what is wrong
         return value
 

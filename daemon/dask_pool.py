@@ -22,7 +22,7 @@ from typing import Any
 
 import distributed
 
-from daemon.pool import ClusterLost, WorkerDied
+from daemon.executor import ClusterLost, WorkerDied
 
 CONNECT_TIMEOUT_S = 10.0
 CHECK_EVERY_S = 1.0

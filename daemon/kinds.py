@@ -16,9 +16,10 @@ from pydantic import BaseModel, ValidationError
 from daemon.config import Settings
 from daemon.inbox import Arrival, visible_files, visible_folders
 from handlers.bundle import existing_frames
+from handlers.frames import VIDEO_SUFFIXES
 from handlers.inference import InferenceOptions, belongs_to, file_role, member_stem
 from handlers.outcome import InputError
-from handlers.video import VIDEO_SUFFIXES, VideoOptions
+from handlers.video import VideoOptions
 from handlers.zips import ZIP_SUFFIXES, ZipOptions
 
 SIDECAR_SUFFIX = ".json"
@@ -229,21 +230,21 @@ KINDS: dict[str, Kind] = {
     "videos": Kind(
         name="videos",
         find_arrivals=arrivals_by_suffix(VIDEO_SUFFIXES),
-        handler="handlers.video:handle_video",
+        handler="handlers.video.handler:handle_video",
         build_options=video_options,
         keep_folder=keep_videos_in_project("videos"),
     ),
     "zips": Kind(
         name="zips",
         find_arrivals=arrivals_by_suffix(ZIP_SUFFIXES),
-        handler="handlers.zips:handle_zip",
+        handler="handlers.zips.handler:handle_zip",
         build_options=zip_options,
         keep_folder=keep_videos_in_project("zips"),
     ),
     "inference": Kind(
         name="inference",
         find_arrivals=inference_arrivals,
-        handler="handlers.inference:handle_inference",
+        handler="handlers.inference.handler:handle_inference",
         build_options=inference_options,
         keep_folder=keep_videos_in_project("inference"),
     ),

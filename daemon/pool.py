@@ -17,36 +17,14 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from multiprocessing.connection import Connection
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
+
+from daemon.executor import Executor, WorkerDied
 
 if TYPE_CHECKING:
     from daemon.config import Workers
 
 _CONTEXT = multiprocessing.get_context("spawn")
-
-
-class WorkerDied(Exception):
-    """The worker process ended without an answer (killed, or crashed in native code)."""
-
-
-class ClusterLost(Exception):
-    """The executor cannot run the job now (a cluster's scheduler is gone); submit it again later.
-
-    Not the item's fault: the daemon puts the item back in its queue, without counting it as
-    a failed attempt.
-    """
-
-
-class Executor(Protocol):
-    """What the daemon needs of a worker pool."""
-
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]: ...
-
-    def problem(self) -> str | None:
-        """Why no job can be submitted now, in words for the status files; None when one can."""
-        ...
-
-    def terminate_all(self) -> None: ...
 
 
 def make_executor(workers: Workers, on_change: Callable[[], None]) -> Executor:

@@ -33,11 +33,12 @@ from daemon.claim import (
     release,
 )
 from daemon.config import Settings
+from daemon.executor import ClusterLost, WorkerDied
 from daemon.inbox import Arrival
 from daemon.kinds import KINDS, read_sidecar
 from daemon.logs import get_logger
 from daemon.notify import Heartbeat, Notifier
-from daemon.pool import ClusterLost, WorkerDied, make_executor
+from daemon.pool import make_executor
 from daemon.publish import move_without_replacing, publish_bundle
 from daemon.settle import SettleTracker
 from daemon.sweep import (

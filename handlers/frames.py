@@ -28,8 +28,20 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from handlers.features import reduce_frame
 from handlers.outcome import InputError
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv"})
+"""The containers taken as videos."""
+
+THUMB_SIZE = (32, 32)
+"""Width and height of the whole-frame part."""
+
+
+def reduce_frame(frame: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """A small grey version of a frame, averaged over areas so noise does not dominate."""
+    grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
+    return np.asarray(cv2.resize(grey, THUMB_SIZE, interpolation=cv2.INTER_AREA), np.uint8).ravel()
+
 
 MAX_SAMPLES = 16384
 """Reduced frames kept at most; a longer video keeps every 2nd, 4th, ... frame instead."""
@@ -49,8 +61,25 @@ A seek decodes from the keyframe before its target, typically up to one GOP (250
 x264's default), so shorter gaps are cheaper to decode through.
 """
 
-LUMA_FORMATS = frozenset({"I420", "IYUV", "YV12", "J420", "NV12", "NV21", "Y42B", "422P",
-                          "444P", "Y444", "411P", "Y41B", "Y800", "GREY", "Y8  "})
+LUMA_FORMATS = frozenset(
+    {
+        "I420",
+        "IYUV",
+        "YV12",
+        "J420",
+        "NV12",
+        "NV21",
+        "Y42B",
+        "422P",
+        "444P",
+        "Y444",
+        "411P",
+        "Y41B",
+        "Y800",
+        "GREY",
+        "Y8  ",
+    }
+)
 """Decoder pixel formats (FourCC) whose first plane is 8-bit luma at full size.
 
 For these the scan reads that plane as it comes out of the decoder (OpenCV's

@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.cluster import KMeans
 
-from handlers import hardness
+from handlers.inference import hardness
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import cv2
 import pytest
 
-from daemon.pool import WorkerDied
+from daemon.executor import WorkerDied
 from daemon.worker import Job, WorkerCannotSee, run_job
 from handlers.outcome import InputError
 from handlers.video import VideoOptions
@@ -130,7 +130,7 @@ def test_worker_that_cannot_see_the_file_names_path_and_worker(tmp_path: Path) -
     job = Job(
         "videos",
         "mouse1",
-        "handlers.video:handle_video",
+        "handlers.video.handler:handle_video",
         (missing,),
         options,
         folder,

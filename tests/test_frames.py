@@ -17,7 +17,7 @@ import numpy.typing as npt
 import pytest
 
 from handlers import bundle, frames
-from handlers.features import reduce_frame
+from handlers.frames import reduce_frame
 from handlers.outcome import InputError
 from tests.harness import shared_file
 from tests.media import read_barcode, write_barcode_video

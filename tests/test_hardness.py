@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from handlers import hardness
+from handlers.inference import hardness
 from tests.active_learning import lightning_pose_app, ours
 from tests.synthetic_predictions import ERROR_KINDS, SyntheticPredictions, make_predictions
 

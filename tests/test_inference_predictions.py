@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from handlers.inference.predictions import load_metric, load_predictions, write_predictions_csv
 from handlers.outcome import InputError
-from handlers.predictions import load_metric, load_predictions, write_predictions_csv
 
 HEADER = (
     "scorer,m,m,m,m,m,m\n"

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from daemon.config import Retry, Settings
+from daemon.cron import crontab_trigger
 from daemon.sweep import (
     backoff_delay,
-    crontab_trigger,
     missed_run,
     prune_working_files,
     revive_passing_failures,

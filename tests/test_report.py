@@ -9,10 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
-from handlers import report
 from handlers.bundle import SELECTED_CSV, frame_index
 from handlers.outcome import ignore_progress
-from handlers.video import VideoOptions, handle_video
+from handlers.video import VideoOptions, handle_video, report
 from tests.media import write_barcode_video
 
 REPORT_FILES = {report.REPORT_JSON, report.CONTACT_SHEET, report.TIMELINE}

@@ -10,8 +10,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from handlers import features, frames, selection
-from handlers.video import VideoOptions, choose_frames
+from handlers import frames
+from handlers.video import VideoOptions, choose_frames, features, selection
 from tests.benchmarks.posevideo import render_pose_video
 
 

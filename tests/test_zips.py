@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from handlers.zip_checks import suggest_frame_name
-from handlers.zip_unpack import CHUNK_BYTES, ByteBudget, Limits, ZipLimitError, copy_entry
+from handlers.zips.checks import suggest_frame_name
+from handlers.zips.unpack import CHUNK_BYTES, ByteBudget, Limits, ZipLimitError, copy_entry
 from tests.harness import Framewatch
 from tests.zipcases import ONCE_LIMITS, ZipCase, daemon_cases, noise_png, once_cases, png, write_zip
 

@@ -46,9 +46,10 @@ from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from threadpoolctl import threadpool_limits
 
-from handlers import frames, selection
-from handlers.features import FrameReducer
+from handlers import frames
+from handlers.options import frame_window
 from handlers.video import VideoOptions, choose_frames
+from handlers.video.features import FrameReducer
 from tests.benchmarks.posevideo import render_pose_video
 
 REPO = Path(__file__).resolve().parents[2]
@@ -220,7 +221,7 @@ def run_case(case: Case, seed: int) -> tuple[Results, dict[str, float]]:
     scan_s = time.perf_counter() - start
     if scan.frame_count != frame_count:
         raise RuntimeError(f"{case.name}: {scan.frame_count} frames decoded, {frame_count} poses")
-    lo, hi = selection.frame_window(frame_count, (0.0, 1.0), CONTEXT)
+    lo, hi = frame_window(frame_count, (0.0, 1.0), CONTEXT)
     window = range(lo, hi)
     small = read_small_frames(case.path)
     rng = np.random.default_rng(seed)

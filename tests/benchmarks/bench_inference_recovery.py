@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from handlers.predictions import load_predictions
+from handlers.inference.predictions import load_predictions
 from tests.active_learning import FloatArray, lightning_pose_app, ours
 from tests.harness import SHARED_DATA
 from tests.synthetic_predictions import ERROR_KINDS, make_predictions

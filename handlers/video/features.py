@@ -22,8 +22,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-THUMB_SIZE = (32, 32)
-"""Width and height of the whole-frame part."""
+from handlers.frames import THUMB_SIZE
+
 CROP_SIZE = (32, 32)
 """Width and height of the animal-centred part."""
 FEATURE_LENGTH = THUMB_SIZE[0] * THUMB_SIZE[1] + CROP_SIZE[0] * CROP_SIZE[1]
@@ -55,10 +55,6 @@ AREA_MEASURES = 31
 fixes its size, and a hand in view for a few seconds does not change it."""
 
 
-def reduce_frame(frame: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
-    """A small grey version of a frame, averaged over areas so noise does not dominate."""
-    grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
-    return np.asarray(cv2.resize(grey, THUMB_SIZE, interpolation=cv2.INTER_AREA), np.uint8).ravel()
 
 
 def split_features(

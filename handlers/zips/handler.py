@@ -24,10 +24,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from handlers import zip_checks as checks
+import handlers.zips.checks as checks
 from handlers.bundle import frame_filename, write_selected_csv
 from handlers.outcome import HandlerResult, InputError, Progress, only_file_with_suffix
-from handlers.zip_unpack import (
+from handlers.zips.unpack import (
     ByteBudget,
     DamagedEntryError,
     Limits,

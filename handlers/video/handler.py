@@ -11,11 +11,14 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 from threadpoolctl import threadpool_limits
 
-from handlers import bundle, features, frames, report, selection
-from handlers.options import FrameRange
+import handlers.video.features as features
+import handlers.video.report as report
+import handlers.video.selection as selection
+from handlers import bundle, frames
+from handlers.frames import VIDEO_SUFFIXES
+from handlers.options import FrameRange, frame_window
 from handlers.outcome import HandlerResult, InputError, Progress, only_file_with_suffix
 
-VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv"})
 METHOD = (
     "flicker and intrusions set aside; PCA of the animal's turned silhouette plus the frame "
     "against the median scene; k-means for half the frames (nearest each centre), "
@@ -53,7 +56,7 @@ def select_frames(scan: frames.VideoScan, options: VideoOptions) -> selection.Se
         InputError: the window holds fewer frames than asked for.
     """
     n = options.frames_per_video
-    start, stop = selection.frame_window(
+    start, stop = frame_window(
         scan.frame_count, options.frame_range, options.context_frames
     )
     available = (stop - start) - sum(1 for i in options.exclude_frames if start <= i < stop)

@@ -22,17 +22,18 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
-from handlers import bundle, frames, hardness, selection
-from handlers.options import FrameRange
-from handlers.outcome import HandlerResult, InputError, Progress
-from handlers.predictions import (
+import handlers.inference.hardness as hardness
+from handlers import bundle, frames
+from handlers.frames import VIDEO_SUFFIXES
+from handlers.inference.predictions import (
     Predictions,
     ensemble_problems,
     load_metric,
     load_predictions,
     write_predictions_csv,
 )
-from handlers.video import VIDEO_SUFFIXES
+from handlers.options import FrameRange, frame_window
+from handlers.outcome import HandlerResult, InputError, Progress
 
 PREDICTIONS_CSV = "predictions.csv"
 METHOD = (
@@ -288,7 +289,7 @@ def combined_predictions(output: ModelOutput) -> Predictions:
 
 def chosen_window(frame_count: int, options: InferenceOptions) -> tuple[int, int]:
     """The frames that may be chosen; fails when they are fewer than asked for."""
-    start, stop = selection.frame_window(frame_count, options.frame_range, options.context_frames)
+    start, stop = frame_window(frame_count, options.frame_range, options.context_frames)
     available = (stop - start) - sum(1 for f in options.exclude_frames if start <= f < stop)
     n = options.frames_per_video
     if available < n:

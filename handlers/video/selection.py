@@ -25,7 +25,7 @@ from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 
-from handlers.features import BACKGROUND_EVERY, BACKGROUND_FRAMES, split_features
+from handlers.video.features import BACKGROUND_EVERY, BACKGROUND_FRAMES, split_features
 
 EMBED_DIMS = 32
 """PCA dimensions of each feature part."""
@@ -73,17 +73,6 @@ class Selection:
     redundancy: float
 
 
-def frame_window(
-    frame_count: int, frame_range: tuple[float, float], context: int
-) -> tuple[int, int]:
-    """First and one-past-last frame that may be chosen.
-
-    The window is the ``frame_range`` fraction of the video, shrunk by ``context`` frames at
-    both ends so that every chosen frame has all its context frames in the video.
-    """
-    start = max(math.floor(frame_range[0] * frame_count), context)
-    stop = min(math.ceil(frame_range[1] * frame_count), frame_count - context)
-    return start, max(start, stop)
 
 
 # ----- distractors ---------------------------------------------------------------------

@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from handlers.zip_checks import (
+from handlers.zips.checks import (
     RATIO_GRACE_BYTES,
     ratio_message,
     too_big_message,

@@ -29,7 +29,7 @@ import numpy.typing as npt
 
 from handlers.bundle import write_png
 from handlers.frames import VideoScan
-from handlers.selection import Selection
+from handlers.video.selection import Selection
 
 REPORT_JSON = "selection.json"
 CONTACT_SHEET = "contact_sheet.png"

@@ -11,7 +11,12 @@ from pathlib import Path
 # Names that copy tools, sync tools and editors use while a file is still being written.
 IGNORED_PATTERNS = (".*", "*.part", "*.partial", "*.tmp", "*.crdownload", "~*")
 
-Signature = tuple[tuple[str, int, int], ...]
+# Per file: path, size, mtime_ns, ctime_ns, and whether it still has holes (see has_holes).
+Signature = tuple[tuple[str, int, int, int, bool], ...]
+
+# A file with fewer allocated bytes than this share of its size is taken for one being filled.
+FILLED_SHARE = 0.9
+SPARSE_MIN_BYTES = 4 << 20
 
 
 def is_ignored(name: str) -> bool:
@@ -59,17 +64,45 @@ def _visible_entries(folder: Path, wanted: Callable[[os.DirEntry[str]], bool]) -
 
 
 def signature(entries: Iterable[Path]) -> Signature | None:
-    """Size and mtime_ns of every file in ``entries`` (folders walked); None if one is gone.
+    """Size, mtime_ns, ctime_ns and holes of every file in ``entries`` (folders walked, links
+    not followed); None if one is gone.
 
     mtime_ns as well as size: Windows copies set the final size first and fill it in after.
+    ctime_ns as well: a writer can set mtime back after each write (``os.utime``, ``touch
+    -r``), but no writer can set the inode's change time back.
     """
-    found: list[tuple[str, int, int]] = []
+    found: list[tuple[str, int, int, int, bool]] = []
     try:
         for entry in entries:
             paths = [entry] if not entry.is_dir() else sorted(p for p in entry.rglob("*"))
             for path in paths:
-                stat = path.stat()
-                found.append((str(path), stat.st_size, stat.st_mtime_ns))
+                stat = path.lstat()
+                holes = has_holes(path, stat) if path.is_file() and not path.is_symlink() else False
+                found.append((str(path), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, holes))
     except OSError:  # vanished, or unreadable for now: not settled, look again next scan
         return None
     return tuple(found)
+
+
+def has_holes(path: Path, stat: os.stat_result) -> bool:
+    """True when the file is still partly unwritten: a copier that sized it first (truncate,
+    fallocate, a Windows copy) and fills it in place may pause longer than ``settle_s``.
+
+    Looks for a hole before the end (``SEEK_HOLE``; ext4 and XFS report fallocated, unwritten
+    ranges as holes too), and, where the filesystem cannot say, at allocated blocks well below
+    the size of a file of some megabytes.
+    """
+    if stat.st_size == 0:
+        return False
+    if stat.st_size >= SPARSE_MIN_BYTES and stat.st_blocks * 512 < FILLED_SHARE * stat.st_size:
+        return True
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return False  # unreadable: the handler will say so
+    try:
+        return os.lseek(fd, 0, os.SEEK_HOLE) < stat.st_size
+    except OSError:  # SEEK_HOLE not supported here: the block count above is all we have
+        return False
+    finally:
+        os.close(fd)

@@ -113,6 +113,7 @@ class Daemon:
         self.executor = make_executor(self.settings.workers, lambda: self.wake.set())
         self.executor_problem: str | None = None
         self.told_about_problem: set[tuple[str, str]] = set()
+        self.told_unfilled: set[tuple[str, str]] = set()
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.settled: dict[tuple[str, str], Arrival] = {}
@@ -328,6 +329,7 @@ class Daemon:
                     "inbox unreadable", kind=kind_name, inbox=str(inbox), error=str(exc)
                 )
         settled = self.tracker.observe(found, now)
+        self.tell_unfilled({a.key: a for a in found})
         fresh = {a.key: a for a in settled if a.key not in self.running}
         for key, arrival in fresh.items():
             if key not in self.settled:
@@ -336,6 +338,20 @@ class Daemon:
                     arrival.kind, arrival.name, st.QUEUED, "Waiting for a free worker.", fresh=True
                 )
         self.settled = fresh
+
+    def tell_unfilled(self, found: dict[tuple[str, str], Arrival]) -> None:
+        """Say once, in its status, why a sized-first copy that stopped is not taken."""
+        unfilled = set(self.tracker.unfilled())
+        for key in sorted(unfilled - self.told_unfilled):
+            arrival = found.get(key)
+            if arrival is not None:
+                self.log.info("not filled in yet", kind=arrival.kind, name=arrival.name)
+                message = (
+                    "Still being copied: part of the file is allocated but not written yet. "
+                    "It is taken once the copy has filled it in."
+                )
+                self.record(arrival.kind, arrival.name, st.QUEUED, message, fresh=True)
+        self.told_unfilled = unfilled
 
     def dispatch(self) -> None:
         """Start queued items while workers are free; one item per bundle folder at a time."""

@@ -7,11 +7,19 @@ from dataclasses import dataclass, field
 
 from daemon.inbox import Arrival, Signature, signature
 
+# A file with holes that stays still this long is taken after all: a filesystem that keeps
+# finished files sparse must not hold them for ever.
+SPARSE_GRACE_S = 600.0
+
 
 @dataclass
 class _Seen:
     signature: Signature
     since: float
+
+    @property
+    def has_holes(self) -> bool:
+        return any(entry[4] for entry in self.signature)
 
 
 @dataclass
@@ -23,7 +31,16 @@ class SettleTracker:
     """
 
     settle_s: float
+    sparse_grace_s: float = SPARSE_GRACE_S
     _seen: dict[tuple[str, str], _Seen] = field(default_factory=dict)
+
+    def needed(self, seen: _Seen) -> float:
+        """Stillness needed: ``settle_s``, or the sparse grace while a file still has holes."""
+        return max(self.settle_s, self.sparse_grace_s) if seen.has_holes else self.settle_s
+
+    def unfilled(self) -> list[tuple[str, str]]:
+        """Keys of the arrivals held back because a file of theirs still has holes."""
+        return [key for key, seen in self._seen.items() if seen.has_holes]
 
     def observe(self, arrivals: Iterable[Arrival], now: float) -> list[Arrival]:
         """Record one scan; return the arrivals unchanged for at least ``settle_s``."""
@@ -37,14 +54,14 @@ class SettleTracker:
             if seen is None or seen.signature != sig:
                 seen = _Seen(sig, now)
             current[arrival.key] = seen
-            if now - seen.since >= self.settle_s:
+            if now - seen.since >= self.needed(seen):
                 settled.append(arrival)
         self._seen = current
         return settled
 
     def next_deadline(self, now: float) -> float | None:
         """When the next arrival still settling could be declared settled (monotonic time)."""
-        deadlines = [seen.since + self.settle_s for seen in self._seen.values()]
+        deadlines = [seen.since + self.needed(seen) for seen in self._seen.values()]
         future = [deadline for deadline in deadlines if deadline > now]
         return min(future) if future else None
 

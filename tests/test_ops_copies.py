@@ -1,0 +1,100 @@
+"""Hostile copies (issue 15): writers that hide their writes, pause, reopen or resume.
+
+Every test drives a real daemon and checks what a rig user relies on: a recording is
+published whole, from all of its frames, or not at all.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.harness import Framewatch
+from tests.media import write_barcode_video
+from tests.ops import events
+
+FAST = "\n[extract]\nframes_per_video = 4\ncontext_frames = 1\n"
+CHUNKS = 6
+
+
+def mjpg_video(folder: Path, name: str, frames: int) -> bytes:
+    """The bytes of an MJPG .avi made by OpenCV (it decodes up to where a copy stopped)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return write_barcode_video(folder / name, frames, codec="mjpg-avi").read_bytes()
+
+
+def pieces(data: bytes, count: int) -> list[tuple[int, bytes]]:
+    step = -(-len(data) // count)
+    return [(start, data[start : start + step]) for start in range(0, len(data), step)]
+
+
+def test_writer_that_sets_mtime_back_is_not_taken_until_done(fw: Framewatch) -> None:
+    """A copier that zero-fills the file, then writes it in place and sets the old mtime back
+    after every write (size and mtime never change): taken only once the writes stop."""
+    fw.settle_s = 1.0
+    fw.extra_config = FAST
+    fw.write_config()
+    data = mjpg_video(fw.root / "src", "hidden", 240)
+    fw.start()
+    target = fw.inbox("videos") / "hidden.avi"
+    target.write_bytes(bytes(len(data)))  # the final size, all written, no holes
+    old = (1_600_000_000, 1_600_000_000)
+    os.utime(target, old)
+    fd = os.open(target, os.O_WRONLY)
+    try:
+        for offset, chunk in pieces(data, 16):
+            for _ in range(2):  # several writes per piece: the copy goes on for ~5 s
+                os.pwrite(fd, chunk, offset)
+                os.fsync(fd)
+                os.utime(target, old)
+                time.sleep(0.15)
+                assert target.exists(), "taken while still being written"
+    finally:
+        os.close(fd)
+    status = fw.wait_state("videos", "hidden", timeout=120)
+    assert "complete" == status["state"], status
+    assert data == (fw.project / "videos" / "hidden.avi").read_bytes()
+    assert 0 == fw.stop()
+
+
+@pytest.mark.parametrize("sizing", ["truncate", "fallocate"])
+def test_sized_first_copy_is_not_taken_while_unfilled(fw: Framewatch, sizing: str) -> None:
+    """A copier that sizes the file first and fills it in place, pausing longer than settle_s
+    between pieces: not taken while part of it is unwritten, then published whole."""
+    fw.settle_s = 0.6
+    fw.extra_config = FAST
+    fw.write_config()
+    data = mjpg_video(fw.root / "src", "sized", 300)
+    target = fw.inbox("videos") / "sized.avi"
+    with target.open("wb") as out:
+        if sizing == "truncate":
+            out.truncate(len(data))
+        else:
+            os.posix_fallocate(out.fileno(), 0, len(data))
+    fd = os.open(target, os.O_RDONLY)
+    try:
+        if os.lseek(fd, 0, os.SEEK_HOLE) >= len(data):
+            pytest.skip(f"this filesystem does not report a {sizing}d range as a hole")
+    finally:
+        os.close(fd)
+    fw.start()
+    fd = os.open(target, os.O_WRONLY)
+    try:
+        for offset, chunk in pieces(data, CHUNKS):
+            os.pwrite(fd, chunk, offset)
+            os.fsync(fd)
+            if offset + len(chunk) < len(data):
+                time.sleep(fw.settle_s * 3)  # a stall well beyond settle_s
+                assert target.exists(), f"taken while unfilled ({offset + len(chunk)} bytes in)"
+                status = fw.status("videos", "sized")
+                assert status is not None and "Still being copied" in status["message"], status
+    finally:
+        os.close(fd)
+    status = fw.wait_state("videos", "sized", timeout=120)
+    assert "complete" == status["state"], status
+    assert data == (fw.project / "videos" / "sized.avi").read_bytes()
+    assert 1 == len(events(fw, "claimed", name="sized"))
+    assert 0 == fw.stop()

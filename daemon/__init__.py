@@ -3,7 +3,7 @@
 One item's path, and the module for each step:
     1. arrival   inbox.py   -- a file (or folder) appears in an inbox; temporary names ignored
     2. wake      watch.py   -- a watchdog event makes the next scan come sooner
-    3. settle    settle.py  -- size, mtime_ns, ctime_ns unchanged and no holes for settle_s = the copy is complete
+    3. settle    settle.py  -- size, m/ctime unchanged, no holes, for settle_s = copy complete
     4. claim     claim.py   -- renamed into this process's private claims folder
     5. options   kinds.py   -- config [extract] + STEM.json sidecar, checked; the handler to run
     6. work      pool.py, worker.py -- the handler runs in its own process, into staging-<id>/

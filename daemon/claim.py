@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from daemon.atomic import read_json, write_json_atomic
-from daemon.inbox import Arrival
+from daemon.inbox import Arrival, signature
 
 OWNER_FILE = "owner.json"
 META_FILE = "item.json"
 RESULT_FILE = "result.json"
 PROGRESS_FILE = "progress.json"
+CLAIMED_FILE = "claimed.json"  # the input's signature right after the claim
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,9 @@ class ClaimFolder:
             return None
         for entry in rest:
             rename_checked(entry, folder / "input" / entry.name)
-        return ClaimedItem(arrival.kind, arrival.name, folder, arrival.entries)
+        item = ClaimedItem(arrival.kind, arrival.name, folder, arrival.entries)
+        note_claimed_signature(item)
+        return item
 
     def put_back(self, item: ClaimedItem) -> bool:
         """Return an unfinished item's files to the inbox; False when a name there is taken."""
@@ -170,6 +173,29 @@ class ClaimFolder:
         return adopted
 
 
+def input_signature(item: ClaimedItem) -> list[list[Any]] | None:
+    """The claimed input's signature, paths relative to the item's folder (which may move)."""
+    found = signature(item.files)
+    if found is None:
+        return None
+    return [[os.path.relpath(path, item.folder), *rest] for path, *rest in found]
+
+
+def note_claimed_signature(item: ClaimedItem) -> None:
+    """Keep the input's signature as claimed, to tell later whether a writer went on."""
+    write_json_atomic(item.folder / CLAIMED_FILE, input_signature(item))
+
+
+def input_changed(item: ClaimedItem) -> bool:
+    """True when the claimed input is no longer as it was claimed: a writer that held the file
+    open across a stall went on writing into it. False when nothing was noted (older claims).
+    """
+    claimed = read_json(item.folder / CLAIMED_FILE)
+    if not isinstance(claimed, list):
+        return False
+    return input_signature(item) != claimed
+
+
 def claim_stragglers(item: ClaimedItem) -> None:
     """Bring in what a killed daemon had not renamed yet (a sidecar after its video).
 
@@ -179,9 +205,12 @@ def claim_stragglers(item: ClaimedItem) -> None:
     if item.files and (item.folder / RESULT_FILE).exists():
         return  # the handler already ran with what was there
     claimed = {path.name for path in item.files}
+    brought = False
     for origin in item.origins[1:]:
         if origin.name not in claimed and origin.exists():
-            rename_checked(origin, item.input / origin.name)
+            brought = rename_checked(origin, item.input / origin.name) or brought
+    if brought:
+        note_claimed_signature(item)
 
 
 def load_item(folder: Path) -> ClaimedItem | None:

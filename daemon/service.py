@@ -30,6 +30,7 @@ from daemon.claim import (
     RESULT_FILE,
     ClaimedItem,
     ClaimFolder,
+    input_changed,
     release,
 )
 from daemon.config import Settings
@@ -53,7 +54,7 @@ from daemon.sweep import (
 )
 from daemon.watch import WatchSupervisor
 from daemon.worker import STAGING_PREFIX, HandlerCrash, Job, JobOutcome, run_job
-from handlers.outcome import HandlerResult, InputError
+from handlers.outcome import HandlerResult, IncompleteInput, InputError
 
 MIN_SCAN_GAP_S = 0.5
 TICK_S = 0.5
@@ -399,6 +400,9 @@ class Daemon:
         """Publish a result that survived a restart, or hand the item to a worker."""
         log = self.log.bind(kind=item.kind, name=item.name)
         try:
+            if input_changed(item):
+                self.resettle(item)
+                return
             saved = read_json(item.folder / RESULT_FILE)
             if isinstance(saved, dict):
                 log.info("publishing saved result")
@@ -474,6 +478,9 @@ class Daemon:
         """
         log = self.log.bind(kind=item.kind, name=item.name)
         try:
+            if input_changed(item):  # written to after the claim: this result is of a part
+                self.resettle(item)
+                return
             target = self.settings.folder("project") / "labeled-data" / item.name
             if staging.exists():
                 publish_bundle(staging, target)
@@ -504,6 +511,8 @@ class Daemon:
         ``passing_error`` in its status, so the nightly sweep gives it another round.
         """
         log = self.log.bind(kind=item.kind, name=item.name)
+        if isinstance(exc, IncompleteInput) and self.wait_for_rest(item, exc):
+            return
         passing = is_passing(exc)
         attempts = 0
         if passing and self.retry_passing_errors and not self.stopping.is_set():
@@ -554,6 +563,75 @@ class Daemon:
             passing_error=passing,
             kept=[{"path": str(path), "name": name} for path, name in kept],
         )
+
+    def resettle(self, item: ClaimedItem) -> None:
+        """Put an input that changed after its claim back in its inbox, to settle again.
+
+        A copier that held the file open through a stall longer than ``settle_s`` went on
+        writing into the claimed file; what was worked on was a part, never to be published.
+        """
+        log = self.log.bind(kind=item.kind, name=item.name)
+        clear_staging(item)
+        (item.folder / RESULT_FILE).unlink(missing_ok=True)
+        if self.claims.put_back(item):
+            log.warning("changed after claim; put back to settle again")
+            message = (
+                "The file changed after it was taken: it was still being copied. It is back "
+                "in the inbox and is taken again once it has been still for a while."
+            )
+            self.record(item.kind, item.name, st.QUEUED, message, progress=0.0)
+            self._event_seen = True
+            return
+        delay = self.settings.retry.first_delay_s
+        log.warning("changed after claim; inbox name taken, waiting", delay_s=delay)
+        self.waiting.append(Waiting(item, time.monotonic() + delay))
+        message = (
+            "The file changed after it was taken, and a file of the same name is in the inbox "
+            f"again. Looking again in {delay:.0f} s."
+        )
+        self.safe_record(item, st.QUEUED, message, progress=0.0)
+
+    def wait_for_rest(self, item: ClaimedItem, exc: IncompleteInput) -> bool:
+        """Hold back a recording that decodes to fewer frames than its container promises.
+
+        If the file changed since the claim, it goes back to settle; if not, it waits and is
+        looked at again (a copy stalled part way). False once it stayed short for every
+        attempt: then it fails, saying both numbers.
+        """
+        if input_changed(item):
+            self.resettle(item)
+            return True
+        short = f"Only {exc.decoded} of the {exc.promised} frames its container promises decode"
+        if not self.retry_passing_errors or self.stopping.is_set():
+            self.gave_up = True  # `once`: leave it for the next pass, not failed
+            self.put_back(item)
+            message = (
+                f"{short}: the copy looks incomplete. It stays in the inbox for the next pass."
+            )
+            self.safe_record(item, st.QUEUED, message, progress=0.0)
+            return True
+        attempts = count_attempt(item, exc)
+        policy = self.settings.retry
+        if attempts >= policy.max_attempts:
+            return False
+        delay = backoff_delay(attempts, policy, self.retry_draw)
+        self.log.warning(
+            "incomplete; waiting for the rest",
+            kind=item.kind,
+            name=item.name,
+            decoded=exc.decoded,
+            promised=exc.promised,
+            attempt=attempts,
+            delay_s=round(delay, 1),
+        )
+        message = (
+            f"{short}: the copy looks incomplete (still being copied?). Nothing is published "
+            f"yet; looking again in {delay:.0f} s (attempt {attempts + 1} of "
+            f"{policy.max_attempts})."
+        )
+        self.waiting.append(Waiting(item, time.monotonic() + delay, attempts))
+        self.safe_record(item, st.QUEUED, message, attempts=attempts, progress=0.0)
+        return True
 
     # ----- unattended operation: systemd, the nightly sweep (issue 5) ---------------------
 

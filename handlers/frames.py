@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from handlers.outcome import InputError
+from handlers.outcome import IncompleteInput, InputError
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv"})
 """The containers taken as videos."""
@@ -329,6 +329,15 @@ def scan_video(
                 "truncated or damaged. Copy the recording again."
             ]
         )
+    if falls_short(index, expected):
+        raise IncompleteInput(
+            [
+                f"{path.name}: only {index} of the {expected} frames its container promises "
+                "decode; the copy may be incomplete. Copy the whole recording again"
+            ],
+            decoded=index,
+            promised=expected,
+        )
     return VideoScan(
         frame_count=index,
         height=int(shape[0]),
@@ -338,6 +347,25 @@ def scan_video(
         motion=np.asarray(sampler.motion, dtype=np.float32),
         timestamps=np.frombuffer(timestamps, dtype=np.float64).copy(),
     )
+
+
+# Containers' frame counts are estimates for some formats (Matroska: duration x rate): only a
+# shortfall beyond this share, and a few frames, says the file holds less than it should.
+SHORTFALL_SHARE = 0.05
+SHORTFALL_FRAMES = 3
+PLAUSIBLE_FRAMES = 100_000_000
+
+
+def falls_short(decoded: int, promised: int) -> bool:
+    """True when clearly fewer frames decoded than a plausible container count promised.
+
+    A copy that stalled part way decodes up to where it stops, while the header (written
+    first) still says the full count; publishing that would give a bundle of half a session.
+    """
+    if not 0 < promised < PLAUSIBLE_FRAMES:
+        return False
+    missing = promised - decoded
+    return missing >= SHORTFALL_FRAMES and missing > SHORTFALL_SHARE * promised
 
 
 def _reports_stream_timestamps(capture: cv2.VideoCapture) -> bool:

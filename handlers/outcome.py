@@ -33,6 +33,19 @@ class InputError(Exception):
         return (InputError, (self.problems,))
 
 
+class IncompleteInput(InputError):
+    """The input holds less than it says it does: fewer frames decode than its container
+    promises. Most often a copy that stalled part way; the daemon waits and looks again."""
+
+    def __init__(self, problems: Sequence[str], decoded: int, promised: int) -> None:
+        super().__init__(problems)
+        self.decoded = decoded
+        self.promised = promised
+
+    def __reduce__(self) -> tuple[type[IncompleteInput], tuple[list[str], int, int]]:  # type: ignore[override]
+        return (IncompleteInput, (self.problems, self.decoded, self.promised))
+
+
 @dataclass(frozen=True)
 class HandlerResult:
     """What a handler wrote into its staging folder.

@@ -7,6 +7,7 @@ published whole, from all of its frames, or not at all.
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -97,4 +98,59 @@ def test_sized_first_copy_is_not_taken_while_unfilled(fw: Framewatch, sizing: st
     assert "complete" == status["state"], status
     assert data == (fw.project / "videos" / "sized.avi").read_bytes()
     assert 1 == len(events(fw, "claimed", name="sized"))
+    assert 0 == fw.stop()
+
+
+RETRY = (
+    FAST + "\n[retry]\nfirst_delay_s = 2\nmax_delay_s = 2\njitter = 0\nmax_attempts = {attempts}\n"
+)
+
+
+def test_copy_stalled_at_half_is_not_published_and_is_taken_whole(fw: Framewatch) -> None:
+    """A copier holding the file open stalls at half, longer than settle_s (the claim takes
+    the file), then writes the rest into the claimed file: no bundle of the half; the file
+    goes back to settle, and the bundle is made from all 600 frames."""
+    fw.settle_s = 0.6
+    fw.extra_config = RETRY.format(attempts=8)
+    fw.write_config()
+    data = mjpg_video(fw.root / "src", "stalled", 600)
+    fw.start()
+    target = fw.inbox("videos") / "stalled.avi"
+    with target.open("wb") as out:
+        out.write(data[: len(data) // 2])
+        out.flush()
+        waiting = fw.wait_state("videos", "stalled", ("queued",), timeout=60)
+        fw.wait_for(
+            lambda: (
+                "of the 600 frames" in (fw.status("videos", "stalled") or {}).get("message", "")
+            ),
+            60,
+            "the status to say the recording is short",
+        )
+        assert not fw.bundle("stalled").exists()
+        out.write(data[len(data) // 2 :])  # the copier wakes up and finishes, same open file
+    status = fw.wait_state("videos", "stalled", timeout=120)
+    assert "complete" == status["state"], (status, waiting)
+    assert 600 == status["report"]["frame_count"]
+    assert data == (fw.project / "videos" / "stalled.avi").read_bytes()
+    assert 1 == len(events(fw, "complete", name="stalled"))
+    assert events(fw, "changed after claim; put back to settle again", name="stalled")
+    assert 0 == fw.stop()
+
+
+def test_recording_that_stays_short_fails_saying_both_numbers(fw: Framewatch) -> None:
+    """A copy cut at half for good: looked at again, then failed naming both frame counts;
+    the file is kept in failed/ and nothing is published."""
+    fw.settle_s = 0.3
+    fw.extra_config = RETRY.format(attempts=2)
+    fw.write_config()
+    data = mjpg_video(fw.root / "src", "cut", 600)
+    (fw.inbox("videos") / "cut.avi").write_bytes(data[: len(data) // 2])
+    fw.start()
+    status = fw.wait_state("videos", "cut", timeout=120)
+    assert "failed" == status["state"], status
+    assert re.search(r"only \d+ of the 600 frames", status["message"]), status
+    assert 2 == len(events(fw, "started", name="cut"))
+    assert (fw.failed("videos") / "cut.avi").read_bytes() == data[: len(data) // 2]
+    assert not fw.bundle("cut").exists()
     assert 0 == fw.stop()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from handlers.bundle import SELECTED_CSV, frame_index
-from handlers.outcome import InputError, ignore_progress
+from handlers.outcome import IncompleteInput, InputError, ignore_progress
 from handlers.video import VideoOptions, handle_video
 from tests.harness import shared_file
 from tests.media import CODECS, read_barcode, write_barcode_video
@@ -153,17 +153,16 @@ def test_a_file_that_is_not_a_video_is_an_input_error(
     assert "mouse.mp4" in str(caught.value)
 
 
-def test_a_truncated_video_uses_the_frames_that_decode(tmp_path: Path) -> None:
-    """Half an AVI still yields exact frames from the part that decodes."""
+def test_a_truncated_video_is_refused_naming_both_frame_counts(tmp_path: Path) -> None:
+    """Half an AVI, whose header promises 300 frames: never a bundle of the half (issue 15)."""
     whole = write_barcode_video(tmp_path / "whole", 300, codec="mjpg-avi")
     cut = tmp_path / "cut.avi"
     cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
     (tmp_path / "out").mkdir()
-    result = handle_video([cut], options(n=10), tmp_path / "out", ignore_progress)
-    frame_count = result.report["frame_count"]
-    assert 0 < frame_count < 300
-    for png in (tmp_path / "out").glob("img*.png"):
-        assert frame_index(png.name) == read_barcode(cv2.imread(str(png)))
+    with pytest.raises(IncompleteInput, match="of the 300 frames") as caught:
+        handle_video([cut], options(n=10), tmp_path / "out", ignore_progress)
+    assert 0 < caught.value.decoded < 300 == caught.value.promised
+    assert [] == list((tmp_path / "out").glob("img*.png"))
 
 
 @pytest.mark.parametrize(

@@ -55,8 +55,6 @@ AREA_MEASURES = 31
 fixes its size, and a hand in view for a few seconds does not change it."""
 
 
-
-
 def split_features(
     features: npt.NDArray[np.uint8],
 ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
@@ -170,7 +168,8 @@ class FrameReducer:
         height, width = frame.shape[:2]
         # A cheap decimation first: an area average over the full frame costs more than decoding.
         quarter: npt.NDArray[np.uint8] = cv2.resize(  # type: ignore[assignment]
-            frame, (max(width // 4, LOCATE_SIZE[0]), max(height // 4, LOCATE_SIZE[1])),
+            frame,
+            (max(width // 4, LOCATE_SIZE[0]), max(height // 4, LOCATE_SIZE[1])),
             interpolation=cv2.INTER_LINEAR,
         )
         grey = cv2.cvtColor(quarter, cv2.COLOR_BGR2GRAY) if quarter.ndim == 3 else quarter
@@ -230,8 +229,10 @@ class FrameReducer:
             return np.zeros(CROP_SIZE[::-1], dtype=np.uint8)
         pixel = side / PATCH_SIZE[0]
         angle = self._face_forward(
-            (self._centre[0] + (axis[0] - PATCH_SIZE[0] / 2) * pixel,
-             self._centre[1] + (axis[1] - PATCH_SIZE[1] / 2) * pixel),
+            (
+                self._centre[0] + (axis[0] - PATCH_SIZE[0] / 2) * pixel,
+                self._centre[1] + (axis[1] - PATCH_SIZE[1] / 2) * pixel,
+            ),
             axis[2],
             np.sqrt(animal_area),
         )

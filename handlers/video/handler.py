@@ -56,9 +56,7 @@ def select_frames(scan: frames.VideoScan, options: VideoOptions) -> selection.Se
         InputError: the window holds fewer frames than asked for.
     """
     n = options.frames_per_video
-    start, stop = frame_window(
-        scan.frame_count, options.frame_range, options.context_frames
-    )
+    start, stop = frame_window(scan.frame_count, options.frame_range, options.context_frames)
     available = (stop - start) - sum(1 for i in options.exclude_frames if start <= i < stop)
     if available < n:
         raise InputError([_too_few_frames_message(scan.frame_count, start, stop, available, n)])

@@ -146,8 +146,14 @@ def contact_sheet(
         tile = tiles[index]
         sheet[top : top + tile.shape[0], left : left + TILE_WIDTH] = tile
         cv2.putText(
-            sheet, f"#{index}", (left + 4, top + tile_h + LABEL_HEIGHT - 6),
-            cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA,
+            sheet,
+            f"#{index}",
+            (left + 4, top + tile_h + LABEL_HEIGHT - 6),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.5,
+            (0, 0, 0),
+            1,
+            cv2.LINE_AA,
         )
     return sheet
 
@@ -177,8 +183,16 @@ def timeline(
     font = cv2.FONT_HERSHEY_SIMPLEX
     cv2.putText(image, "0", (left, bottom + 18), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
     end_label = str(frame_count - 1)
-    cv2.putText(image, end_label, (right - 9 * len(end_label), bottom + 18), font, 0.45,
-                (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(
+        image,
+        end_label,
+        (right - 9 * len(end_label), bottom + 18),
+        font,
+        0.45,
+        (0, 0, 0),
+        1,
+        cv2.LINE_AA,
+    )
     legend = (
         f"{len(chosen)} chosen (red) of {frame_count} frames;  set aside: "
         f"intrusions (blue) {len(intrusion)}, flicker (yellow) {len(flicker)}"

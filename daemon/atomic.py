@@ -18,11 +18,27 @@ def write_text_atomic(path: Path, text: str, make_parents: bool = True) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
+            # mkstemp makes 0600; others (rig users, a labeler's account) must read it as
+            # they would any file the daemon writes.
+            os.fchmod(handle.fileno(), 0o666 & ~current_umask())
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def current_umask() -> int:
+    """This process's umask, read without changing it (``os.umask`` would, for all threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # no /proc: the only other way, briefly racy
+    os.umask(mask)
+    return mask
 
 
 def write_json_atomic(path: Path, data: Any, make_parents: bool = True) -> None:

@@ -60,6 +60,8 @@ def run(settings: Settings, source: Path | None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    # A closed terminal or a stray `kill -HUP` must not end the daemon: noted, logged, ignored.
+    signal.signal(signal.SIGHUP, lambda signum, frame: daemon.note_hangup())
     signal.signal(signal.SIGUSR1, sweep_now)  # `systemctl kill -s USR1 framewatch`: sweep now
     daemon.run_forever()
     return EXIT_OK

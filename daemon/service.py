@@ -125,6 +125,8 @@ class Daemon:
         self.retry_passing_errors = True
         self.gave_up = False
         self._last_scan = -1e9
+        self.hangups = 0
+        self._hangups_logged = 0
         self._event_seen = True
 
     # ----- start and stop -------------------------------------------------------------
@@ -148,6 +150,11 @@ class Daemon:
     def request_stop(self, reason: str = "") -> None:
         self.stop_reason = self.stop_reason or reason
         self.stopping.set()
+        self.wake.set()
+
+    def note_hangup(self) -> None:
+        """SIGHUP (from a signal handler): nothing to do but say so from the loop."""
+        self.hangups += 1
         self.wake.set()
 
     def notify_change(self) -> None:
@@ -180,6 +187,9 @@ class Daemon:
             while not self.stopping.is_set():
                 with self.guarded_turn():
                     self.step(claim=True)
+                    if self.hangups != self._hangups_logged:
+                        self._hangups_logged = self.hangups
+                        self.log.info("SIGHUP ignored; the daemon goes on (stop it with SIGTERM)")
                     watch.check(time.monotonic())
                     if self.sweeps.pending():
                         self.sweep()

@@ -221,3 +221,18 @@ def test_kill_9_between_video_and_sidecar_renames_keeps_the_sidecar(fw: Framewat
     assert [] == list(fw.inbox("videos").iterdir())
     assert (fw.root / "archive" / "videos" / "late.json").is_file()
     assert 0 == fw.stop()
+
+
+def test_sighup_is_ignored_and_later_files_are_processed(fw: Framewatch) -> None:
+    """SIGHUP (a closed terminal, a stray kill -HUP) neither stops the daemon nor loses work."""
+    fw.settle_s = 0.3
+    fw.extra_config = "\n[extract]\nframes_per_video = 4\ncontext_frames = 1\n"
+    fw.write_config()
+    fw.start()
+    assert fw.process is not None
+    fw.process.send_signal(signal.SIGHUP)
+    fw.wait_for(lambda: "SIGHUP ignored" in fw.log_text(), 30, "the daemon to log the SIGHUP")
+    assert fw.process.poll() is None
+    drop(make_video(fw.root / "src", "after_hup", 60), fw.inbox("videos"))
+    assert "complete" == fw.wait_state("videos", "after_hup")["state"]
+    assert 0 == fw.stop()

@@ -49,7 +49,7 @@ def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     ("key", "expected"),
     [
         ("Type", "notify"),
-        ("Restart", "on-failure"),
+        ("Restart", "always"),
         ("RestartPreventExitStatus", "2"),
         ("KillMode", "mixed"),
         ("User", "framewatch"),

@@ -23,6 +23,14 @@ from handlers.video import VideoOptions
 from handlers.zips import ZIP_SUFFIXES, ZipOptions
 
 SIDECAR_SUFFIX = ".json"
+MAX_SIDECAR_BYTES = 64 * 1024  # options fit in a few hundred bytes; more is not a sidecar
+MAX_QUOTED_CHARS = 80  # a value quoted in a message, so a huge one cannot flood status and log
+
+
+def quote(value: Any) -> str:
+    """``repr(value)``, cut to MAX_QUOTED_CHARS with an ellipsis."""
+    text = repr(value)
+    return text if len(text) <= MAX_QUOTED_CHARS else text[: MAX_QUOTED_CHARS - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -78,10 +86,18 @@ def read_sidecar(files: list[Path]) -> dict[str, Any]:
     if not sidecars:
         return {}
     path = sidecars[0]
+    size = path.stat().st_size
+    if size > MAX_SIDECAR_BYTES:
+        raise InputError(
+            [
+                f"sidecar {path.name} is {size} bytes, more than the {MAX_SIDECAR_BYTES} a "
+                'sidecar may have; it should hold only options like {"frames_per_video": 50}'
+            ]
+        )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
-        problem = f"sidecar {path.name} is not valid JSON ({exc}); fix or remove it"
+        problem = f"sidecar {path.name} is not valid JSON ({quote(str(exc))}); fix or remove it"
         raise InputError([problem]) from None
     if not isinstance(data, dict):
         raise InputError(
@@ -102,7 +118,7 @@ def validate_options(
         InputError: the sidecar has keys outside ``allowed`` or values the model refuses.
     """
     problems = [
-        f"sidecar key {key!r} is not an option here; use one of {', '.join(sorted(allowed))}"
+        f"sidecar key {quote(key)} is not an option here; use one of {', '.join(sorted(allowed))}"
         for key in sidecar
         if key not in allowed
     ]
@@ -111,7 +127,8 @@ def validate_options(
         options = model(**merged)
     except ValidationError as exc:
         problems += [
-            f"sidecar {'.'.join(str(p) for p in err['loc'])} = {err.get('input')!r}: {err['msg']}"
+            f"sidecar {quote('.'.join(str(p) for p in err['loc']))} = {quote(err.get('input'))}: "
+            f"{err['msg']}"
             for err in exc.errors()
         ]
     if problems:

@@ -523,6 +523,8 @@ class Daemon:
         log = self.log.bind(kind=item.kind, name=item.name)
         if isinstance(exc, IncompleteInput) and self.wait_for_rest(item, exc):
             return
+        if isinstance(exc, WorkerDied) and self.retry_after_death(item, exc):
+            return
         passing = is_passing(exc)
         attempts = 0
         if passing and self.retry_passing_errors and not self.stopping.is_set():
@@ -600,6 +602,21 @@ class Daemon:
             f"again. Looking again in {delay:.0f} s."
         )
         self.safe_record(item, st.QUEUED, message, progress=0.0)
+
+    def retry_after_death(self, item: ClaimedItem, exc: WorkerDied) -> bool:
+        """Run an item again once after its worker died: a kill from outside (the OOM killer,
+        an operator) is a passing fault; only a second death blames the file."""
+        if not self.retry_passing_errors or self.stopping.is_set():
+            return False
+        deaths = count_attempt(item, exc)
+        if deaths >= 2:
+            return False
+        delay = self.settings.retry.first_delay_s
+        self.log.warning("worker died; will retry", kind=item.kind, name=item.name, error=str(exc))
+        message = f"Processing stopped abruptly ({exc}). Trying again in {delay:.0f} s."
+        self.waiting.append(Waiting(item, time.monotonic() + delay, deaths))
+        self.safe_record(item, st.QUEUED, message, attempts=deaths, progress=0.0)
+        return True
 
     def wait_for_rest(self, item: ClaimedItem, exc: IncompleteInput) -> bool:
         """Hold back a recording that decodes to fewer frames than its container promises.

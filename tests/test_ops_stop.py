@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness import Framewatch
-from tests.ops import bundle_selected, drop, events, half_bundles, make_video
+from tests.ops import bundle_selected, drop, events, half_bundles, make_video, processes_of
 
 LONG_FRAMES = 3000  # about 5 s of extraction here: long enough to be caught in the middle
 FAST = "\n[extract]\nframes_per_video = 6\ncontext_frames = 1\n"
@@ -235,4 +235,24 @@ def test_sighup_is_ignored_and_later_files_are_processed(fw: Framewatch) -> None
     assert fw.process.poll() is None
     drop(make_video(fw.root / "src", "after_hup", 60), fw.inbox("videos"))
     assert "complete" == fw.wait_state("videos", "after_hup")["state"]
+    assert 0 == fw.stop()
+
+
+def test_worker_killed_once_from_outside_is_retried_not_failed(fw: Framewatch) -> None:
+    """kill -9 of a worker (what the OOM killer does) once: the item runs again and completes."""
+    fw.settle_s = 0.3
+    fw.extra_config = (
+        "\n[extract]\nframes_per_video = 4\ncontext_frames = 1\n[retry]\nfirst_delay_s = 1\n"
+    )
+    fw.write_config()
+    fw.start()
+    assert fw.process is not None
+    drop(make_video(fw.root / "src", "oom", 1500), fw.inbox("videos"))
+    fw.wait_state("videos", "oom", ("processing",), timeout=60)
+    workers = fw.wait_for(lambda: processes_of(fw.process.pid), 30, "a worker process")
+    for worker in workers:
+        worker.kill()
+    status = fw.wait_state("videos", "oom", timeout=180)
+    assert "complete" == status["state"], status
+    assert 2 == len(events(fw, "started", name="oom"))
     assert 0 == fw.stop()

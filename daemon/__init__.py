@@ -12,7 +12,8 @@ One item's path, and the module for each step:
                                that never replaces a file); the input moves to its place
     8. record    status.py  -- status/<kind>/<name>.json, rewritten atomically at every change
 service.py is the loop that walks every item through these steps; cli.py the commands;
-config.py the settings (cron.py reads the sweep's cron line); logs.py the structured logs. Unattended operation: notify.py speaks
+config.py the settings (cron.py reads the sweep's cron line); logs.py the structured logs.
+Unattended operation: notify.py speaks
 systemd's notify protocol (ready, status, watchdog); sweep.py the nightly sweep and the retry
 policy for passing errors; watch.py also supervises the observers through share outages.
 """

@@ -140,11 +140,15 @@ def keep_videos_in_project(kind: str) -> Callable[[Settings, Path], Path]:
 
 
 def zip_options(settings: Settings, sidecar: dict[str, Any], bundle: Path) -> BaseModel:
-    """Zip options: the [zips] limits and [extract] context_frames (a sidecar may set that)."""
+    """Zip options: the [zips] limits and [extract] context_frames (a sidecar may set that),
+    plus the videos named after the zip in ``<project>/videos/`` to compare its frames with."""
+    videos = settings.folder("project") / "videos"
     defaults = {
         **settings.zips.model_dump(),
         "context_frames": settings.extract.context_frames,
         "existing_bundle": bundle,
+        "video_candidates": project_videos(videos, bundle.name),
+        "video_folder": str(videos),
     }
     return validate_options(ZipOptions, defaults, sidecar, {"context_frames"})
 

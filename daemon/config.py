@@ -43,6 +43,7 @@ class Folders(_Section):
     videos: Path = Path("inbox/videos")
     zips: Path = Path("inbox/zips")
     inference: Path = Path("inbox/inference")
+    framelists: Path = Path("inbox/framelists")
     project: Path = Path("project")
     status: Path = Path("status")
     failed: Path = Path("failed")

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from daemon.config import Settings
 from daemon.inbox import Arrival, visible_files, visible_folders
 from handlers.bundle import existing_frames
+from handlers.framelists import FRAMELIST_SUFFIXES, FrameListOptions
 from handlers.frames import VIDEO_SUFFIXES
 from handlers.inference import InferenceOptions, belongs_to, file_role, member_stem
 from handlers.outcome import InputError
@@ -157,11 +158,15 @@ def keep_videos_in_project(kind: str) -> Callable[[Settings, Path], Path]:
 
 
 def zip_options(settings: Settings, sidecar: dict[str, Any], bundle: Path) -> BaseModel:
-    """Zip options: the [zips] limits and [extract] context_frames (a sidecar may set that)."""
+    """Zip options: the [zips] limits and [extract] context_frames (a sidecar may set that),
+    plus the videos named after the zip in ``<project>/videos/`` to compare its frames with."""
+    videos = settings.folder("project") / "videos"
     defaults = {
         **settings.zips.model_dump(),
         "context_frames": settings.extract.context_frames,
         "existing_bundle": bundle,
+        "video_candidates": project_videos(videos, bundle.name),
+        "video_folder": str(videos),
     }
     return validate_options(ZipOptions, defaults, sidecar, {"context_frames"})
 
@@ -243,6 +248,37 @@ def project_videos(folder: Path, stem: str) -> tuple[Path, ...]:
     )
 
 
+# ----- frame lists: frames a lab picked, by number or time ------------------------------
+
+
+def framelist_arrivals(kind: str, inbox: Path) -> list[Arrival]:
+    """``STEM.csv`` with its ``STEM.json`` sidecar and, when dropped beside it, its video."""
+    files = visible_files(inbox)
+    found = []
+    for path in files:
+        if path.suffix.lower() in FRAMELIST_SUFFIXES:
+            extra = [
+                other
+                for other in files
+                if other.stem == path.stem
+                and (other.suffix.lower() in VIDEO_SUFFIXES or other.suffix.lower() == ".json")
+            ]
+            found.append(Arrival(kind, path.stem, (path, *sorted(extra))))
+    return found
+
+
+def framelist_options(settings: Settings, sidecar: dict[str, Any], bundle: Path) -> BaseModel:
+    """[extract] context_frames (a sidecar may set it) and the videos named after the list in
+    ``<project>/videos/``."""
+    videos = settings.folder("project") / "videos"
+    defaults = {
+        "context_frames": settings.extract.context_frames,
+        "video_candidates": project_videos(videos, bundle.name),
+        "video_folder": str(videos),
+    }
+    return validate_options(FrameListOptions, defaults, sidecar, {"context_frames"})
+
+
 KINDS: dict[str, Kind] = {
     "videos": Kind(
         name="videos",
@@ -264,5 +300,12 @@ KINDS: dict[str, Kind] = {
         handler="handlers.inference.handler:handle_inference",
         build_options=inference_options,
         keep_folder=keep_videos_in_project("inference"),
+    ),
+    "framelists": Kind(
+        name="framelists",
+        find_arrivals=framelist_arrivals,
+        handler="handlers.framelists.handler:handle_framelist",
+        build_options=framelist_options,
+        keep_folder=keep_videos_in_project("framelists"),
     ),
 }

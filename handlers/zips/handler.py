@@ -10,6 +10,8 @@ failed attempt tells the lab everything to fix. Order of work:
        -- a hostile zip (zip slip, links, over a limit) stops here, nothing unpacked
     3. unpacking into staging under names we make, counting real bytes against the limits
     4. every PNG decoded, sizes compared; the CSV read; frames already labeled compared
+    5. with the video ``<project>/videos/STEM.*``: every PNG compared with its frame
+       (``against_video``); without it, a warning that this could not be checked
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 import handlers.zips.checks as checks
 from handlers.bundle import frame_filename, write_selected_csv
 from handlers.outcome import HandlerResult, InputError, Progress, only_file_with_suffix
+from handlers.zips.against_video import VideoCheck, check_against_video, read_png
 from handlers.zips.unpack import (
     ByteBudget,
     DamagedEntryError,
@@ -55,6 +58,8 @@ class ZipOptions(BaseModel):
     max_ratio: float = Field(gt=1)
     context_frames: int = Field(ge=0)
     existing_bundle: Path
+    video_candidates: tuple[Path, ...] = ()
+    video_folder: str = ""
 
     def limits(self) -> Limits:
         return Limits(self.max_uncompressed_bytes, self.max_files, self.max_ratio)
@@ -125,14 +130,56 @@ def unpack_bundle(
     selected, content_problems = check_contents(unpacked, layout, staging, options.existing_bundle)
     if problems or content_problems:
         raise InputError(shown(problems + content_problems))
+    warnings = checks.missing_context(selected, layout.frames, options.context_frames)
+    video_warnings, video_report = compare_with_video(unpacked.frames, options, staging, progress)
     written = [frame_filename(index) for index in unpacked.frames]
     written.append(write_selected_csv(staging, selected))
     progress(1.0, "frames checked and unpacked")
     return HandlerResult(
         selected=selected,
         files=written,
-        warnings=checks.missing_context(selected, layout.frames, options.context_frames),
-        report=bundle_report(entries, layout, unpacked, options),
+        warnings=warnings + video_warnings,
+        report={**bundle_report(entries, layout, unpacked, options), "video_check": video_report},
+    )
+
+
+def compare_with_video(
+    frames: Sequence[int], options: ZipOptions, staging: Path, progress: Progress
+) -> tuple[list[str], Any]:
+    """Step 5: warnings and the report's record of comparing the frames with their video.
+
+    Raises:
+        InputError: a frame is not the frame of its number in the video, naming each.
+    """
+    found = [path for path in options.video_candidates if path.is_file()]
+    if not found:
+        where = options.video_folder or "the project's videos folder"
+        return [
+            f"the frames could not be checked against a video: no video named after the zip "
+            f"in {where}; put the recording there to have every frame checked"
+        ], "no video"
+    video = found[0]
+    progress(0.5, f"comparing the frames with {video.name}")
+    check = check_against_video(
+        video,
+        frames,
+        lambda index: read_png(staging / frame_filename(index)),
+        lambda f: progress(0.5 + 0.45 * f, f"comparing the frames with {video.name}"),
+    )
+    if check.problems:
+        raise InputError(shown(check.problems))
+    return [lossy_warning(check)] if check.lossy else [], check.report()
+
+
+def lossy_warning(check: VideoCheck) -> str:
+    """One warning for the frames that match their video only after lossy handling."""
+    worst_index, worst = min(check.lossy, key=lambda item: item[1])
+    return (
+        f"{len(check.lossy)} of {len(check.lossy) + check.identical} frames are not exact "
+        f"copies of their frames in {check.video} but the same picture after lossy handling "
+        f"(a JPEG round trip or a colour conversion); lowest PSNR {worst:.1f} dB "
+        f"({frame_filename(worst_index)}); accepted. Export PNGs straight from the video "
+        "to label exact frames"
     )
 
 
@@ -178,7 +225,9 @@ def bundle_report(
         "frame_size": list(next(iter(unpacked.sizes.values()), (0, 0))),
         "folder": layout.folder + "/" if layout.folder else "(top of the zip)",
         "ignored": sum(1 for e in entries if checks.is_ignored(e) and not e.is_dir),
-        "parameters": options.model_dump(mode="json", exclude={"existing_bundle"}),
+        "parameters": options.model_dump(
+            mode="json", exclude={"existing_bundle", "video_candidates", "video_folder"}
+        ),
     }
 
 

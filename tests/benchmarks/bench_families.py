@@ -2,7 +2,7 @@
 
     python -m tests.benchmarks.bench_families [--seeds 2 3 4] [--n 20] [--out DIR]
 
-Synthetic families (tests/benchmarks/posevideo.py, 800 frames at 320x240, one video per
+Synthetic families (tests/benchmarks/posevideo.py, 1200 frames at 320x240, one video per
 seed), each ``clean`` (slow lighting drift only) and ``distract`` (a hand at the start and the
 end, 6 flicker frames, the lights dimming to 55% for a tenth of the video, a box moved
 mid-video):
@@ -70,7 +70,7 @@ def synthetic(folder: Path, family: str, distract: bool, seed: int) -> Case:
     """One rendered video of ``family``, with or without distractors."""
     name = f"{family}-{'distract' if distract else 'clean'}"
     video = render_pose_video(
-        folder / f"{name}-{seed}.mp4", seed=seed, frames=800,
+        folder / f"{name}-{seed}.mp4", seed=seed, frames=1200,
         flickers=6 if distract else 0, hand=distract, dimming=distract, moved_object=distract,
         **FAMILIES[family],  # type: ignore[arg-type]
     )

@@ -184,18 +184,21 @@ def floor_texture(rng: np.random.Generator, width: int, height: int) -> npt.NDAr
     return (base + texture[..., None]) * vignette[..., None].astype(np.float32)
 
 
-def draw_animal(image: npt.NDArray[np.float32], points: npt.NDArray[np.float64]) -> None:
-    """Draw the figure whose keypoints (in image coordinates) are ``points``."""
+def draw_animal(
+    image: npt.NDArray[np.float32], points: npt.NDArray[np.float64], scale: float = 1.0
+) -> None:
+    """Draw the figure whose keypoints (in image coordinates) are ``points``, ``scale`` thick."""
     p = [tuple(round(v) for v in point * 4) for point in points]
+    w = [max(1, round(k * scale)) for k in (14, 3, 12, 9, 2)]
     spine = np.array([p[1], p[2], p[3]], np.int32)
     draw = {"shift": 2, "lineType": cv2.LINE_AA}
-    cv2.polylines(image, [spine], False, ANIMAL_BGR, thickness=14, **draw)
+    cv2.polylines(image, [spine], False, ANIMAL_BGR, thickness=w[0], **draw)
     for paw, joint in ((6, 1), (7, 1), (8, 3), (9, 3)):
-        cv2.line(image, p[joint], p[paw], ANIMAL_BGR, thickness=3, **draw)
-        cv2.circle(image, p[paw], 3 * 4, ANIMAL_BGR, thickness=-1, **draw)
-    cv2.line(image, p[1], p[0], ANIMAL_BGR, thickness=9, **draw)
-    cv2.circle(image, p[0], 3 * 4, (40, 40, 200), thickness=-1, **draw)
-    cv2.polylines(image, [np.array([p[3], p[4], p[5]], np.int32)], False, ANIMAL_BGR, 2, **draw)
+        cv2.line(image, p[joint], p[paw], ANIMAL_BGR, thickness=w[1], **draw)
+        cv2.circle(image, p[paw], w[2], ANIMAL_BGR, thickness=-1, **draw)
+    cv2.line(image, p[1], p[0], ANIMAL_BGR, thickness=w[3], **draw)
+    cv2.circle(image, p[0], w[2], (40, 40, 200), thickness=-1, **draw)
+    cv2.polylines(image, [np.array([p[3], p[4], p[5]], np.int32)], False, ANIMAL_BGR, w[4], **draw)
 
 
 def hand_visibility(frames: int, fps: float) -> npt.NDArray[np.float64]:
@@ -230,34 +233,73 @@ def render_pose_video(
     fps: float = 30.0,
     flickers: int = 6,
     rare_visits: int = 2,
+    *,
+    stationary: bool = False,
+    animals: int = 1,
+    scale: float = 1.0,
+    hand: bool = True,
+    dimming: bool = False,
+    moved_object: bool = False,
 ) -> PoseVideo:
-    """Render a synthetic pose video to ``path`` (mp4v) and return its ground truth."""
+    """Render a synthetic pose video to ``path`` (mp4v) and return its ground truth.
+
+    ``stationary``: the body stays in place, facing +x (a head-fixed or sitting animal); only
+    its pose changes, and the pose is in image coordinates. ``animals`` = 2: a second figure
+    with common poses only walks beside the first; the pose is both figures' keypoints.
+    ``scale``: the figure's size (0.5 is a small animal, 2.5 fills most of a 320x240 frame).
+    ``hand``, ``flickers``, ``dimming`` (the lights go down to 55% for a tenth of the video),
+    ``moved_object`` (a dark box in the arena is moved once, mid-video): the distractors.
+    """
     rng = np.random.default_rng(seed)
-    params, visit = pose_schedule(rng, frames, rare_visits)
-    params = params + smooth_noise(rng, frames, 5, 0.06, 10) * np.array([1, 1, 1, 0.15, 0.3])
-    position, heading = walk_path(rng, frames, width, height, margin=45)
+    schedules = [pose_schedule(rng, frames, rare_visits if a == 0 else 0) for a in range(animals)]
+    visit = schedules[0][1]
+    noise = np.array([1, 1, 1, 0.15, 0.3])
+    params = [p + smooth_noise(rng, frames, 5, 0.06, 10) * noise for p, _ in schedules]
+    margin = 45 * scale
+    paths = []
+    for a in range(animals):
+        if stationary:
+            spot = np.array([width * (a + 1) / (animals + 1), height / 2])
+            paths.append((np.tile(spot, (frames, 1)), np.zeros(frames)))
+        else:
+            paths.append(walk_path(rng, frames, width, height, margin=min(margin, 0.45 * height)))
     floor = floor_texture(rng, width, height)
     light = 1 + 0.18 * np.sin(2 * np.pi * (np.arange(frames) / frames * 1.3 + rng.uniform()))
-    hand_reach = hand_visibility(frames, fps)
+    if dimming:
+        start = int(rng.uniform(0.3, 0.6) * frames)
+        t = np.arange(frames)
+        ramp = np.clip(np.minimum(t - start, start + frames // 10 - t) / (0.5 * fps), 0, 1)
+        light *= 1 - 0.45 * ramp
+    hand_reach = hand_visibility(frames, fps) if hand else np.zeros(frames)
     middle = np.arange(int(0.15 * frames), int(0.85 * frames))
     flicker = np.zeros(frames, bool)
     flicker[rng.choice(middle, size=flickers, replace=False)] = True
     flicker_gain = rng.choice([0.45, 1.6], size=frames)
-    poses = np.empty((frames, 2 * len(KEYPOINTS)))
+    box = rng.uniform([0.1, 0.1], [0.3, 0.3]) * (width, height) if moved_object else np.zeros(2)
+    box_moved = int(rng.uniform(0.4, 0.6) * frames) if moved_object else frames
+    poses = np.empty((frames, 2 * len(KEYPOINTS) * animals))
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
     if not writer.isOpened():
         raise RuntimeError(f"OpenCV cannot write mp4v to {path}")
     for t in range(frames):
-        own = body_keypoints(params[t])
-        poses[t] = own.ravel()
-        relative = rotate(own, heading[t])
         image = floor.copy()
-        draw_animal(image, relative + position[t])
+        if moved_object:
+            corner = box if t < box_moved else (width, height) - box - 30
+            cv2.rectangle(image, tuple(int(v) for v in corner),
+                          tuple(int(v + 24) for v in corner), (70, 80, 90), -1)
+        row = []
+        for a in range(animals):
+            own = body_keypoints(params[a][t]) * scale
+            position, heading = paths[a]
+            relative = rotate(own, heading[t])
+            row.append((relative + position[t]) if stationary else own)
+            draw_animal(image, relative + position[t], scale)
+        poses[t] = np.concatenate(row).ravel()
         if hand_reach[t] > 0:
             draw_hand(image, hand_reach[t], np.sin(t / 7))
         gain = light[t] * (flicker_gain[t] if flicker[t] else 1.0)
         image = image * gain + rng.normal(0, 4, image.shape[:2])[..., None]
         writer.write(np.clip(image, 0, 255).astype(np.uint8))
     writer.release()
-    hand = hand_reach > 0
-    return PoseVideo(path, poses, hand | flicker, hand, flicker, visit)
+    in_view = hand_reach > 0
+    return PoseVideo(path, poses, in_view | flicker, in_view, flicker, visit)

@@ -44,6 +44,10 @@ SWAP_RATIO = 0.5
 """Two tracks swap between frames when swapping them costs at most this share of keeping them."""
 SWAP_MIN_STEPS = 4.0
 """... and keeping them moves at least this many of the recording's median steps."""
+RARE_SHARE = 0.1
+"""A signal flagging more of the frames than this weighs less, in proportion (``rarity``)."""
+EPISODE_MAX_FRAMES = 100
+"""An error episode longer than this counts as several, so a long one can earn a few frames."""
 SWAP_SEVERITY = 3.0
 """Flag weight of each keypoint in a swapped episode (a flag weighs 1 to SEVERITY_CAP)."""
 
@@ -208,8 +212,9 @@ def swapped_episodes(first: FloatArray, second: FloatArray) -> npt.NDArray[np.bo
 
     A swap between frames t-1 and t is where exchanging the tracks at t matches frame t-1
     far better than keeping them (the assignment cost of a swap below ``SWAP_RATIO`` of
-    keeping, and keeping a jump of several median steps). Every swap flips the state; the
-    state the recording spends least time in is the wrong one. So a swap lasting 200 frames
+    keeping, and keeping a jump of several median steps; swapping back needs only a jump of
+    one median step). Every swap flips the state; the state the recording spends least time
+    in is the wrong one. So a swap lasting 200 frames
     is found whole, not only at its two edges; a one-frame glitch of a swap is a one-frame
     episode.
 
@@ -229,9 +234,23 @@ def swapped_episodes(first: FloatArray, second: FloatArray) -> npt.NDArray[np.bo
             + np.linalg.norm(second[1:] - first[:-1], axis=-1),
             axis=1,
         )
-        floor = SWAP_MIN_STEPS * np.nanmedian(keep) if np.isfinite(keep).any() else np.inf
-    event = (swap < SWAP_RATIO * keep) & (keep > floor)
-    state = np.concatenate([[0], np.cumsum(event) % 2]).astype(bool)
+        # Median of the steps that move: a tool that repeats positions writes many zeros.
+        moved = keep[keep > 0]
+        floor = SWAP_MIN_STEPS * float(np.median(moved)) if moved.size else np.inf
+    cheaper = swap < SWAP_RATIO * keep
+    strong = np.flatnonzero(cheaper & (keep > floor)) + 1
+    # Swapping back may be a smaller move (the animals met): a weaker swap ends an episode.
+    weak = np.flatnonzero(cheaper & (keep > floor / SWAP_MIN_STEPS)) + 1
+    state = np.zeros(first.shape[0], dtype=bool)
+    is_strong = np.isin(weak, strong)
+    swapped, since = False, 0
+    for frame, firm in zip(weak.tolist(), is_strong.tolist(), strict=True):
+        if firm or swapped:
+            if swapped:
+                state[since:frame] = True
+            swapped, since = not swapped, frame
+    if swapped:
+        state[since:] = True
     return ~state if 2 * int(state.sum()) > state.size else state
 
 
@@ -382,8 +401,9 @@ def frame_scores(
 ) -> tuple[FloatArray, dict[str, FloatArray]]:
     """Score every frame: the weighted count of its flags, or its near miss when it has none.
 
-    Any flagged frame scores at least 1 and any unflagged frame less than 1, so topping up
-    from unflagged frames takes the next most suspicious ones.
+    A flagged frame scores 1 plus its weighted flags (each signal's weights scaled by its
+    ``rarity``), any unflagged frame less than 1, so topping up from unflagged frames takes
+    the next most suspicious ones.
 
     Args:
         signals: error-like metrics, each shape (frames, keypoints); high is bad.
@@ -402,11 +422,22 @@ def frame_scores(
     if "swap" in signals:
         weights["swap"] = SWAP_SEVERITY * signals["swap"]
     weights["likelihood"] = likelihood_severity(likelihood, likelihood_threshold)
-    flagged = np.sum([w.sum(axis=1) for w in weights.values()], axis=0)
+    weights = {name: w * rarity(w) for name, w in weights.items()}
+    total = np.sum([w.sum(axis=1) for w in weights.values()], axis=0)
     closest = near_miss(graded.values(), z_threshold)
     if closest.size == 0:
         closest = np.zeros(likelihood.shape[0])
-    return np.where(flagged > 0, flagged, closest), weights
+    return np.where(total > 0, 1.0 + total, closest), weights
+
+
+def rarity(weights: FloatArray) -> float:
+    """How much a signal's flags say: 1, or less when it flags more than ``RARE_SHARE`` of frames.
+
+    A flag raised on most frames (a likelihood on its own scale, a tracker that jitters
+    everywhere) does not tell one frame from another; its weight shrinks in proportion.
+    """
+    share = float(np.mean(weights.max(axis=1) > 0)) if weights.size else 0.0
+    return min(1.0, RARE_SHARE / share) if share > 0 else 1.0
 
 
 def describe_flags(
@@ -495,7 +526,8 @@ def diverse_by_pose(
 def episodes(flagged: npt.NDArray[np.bool_], gap: int) -> npt.NDArray[np.int64]:
     """Number the error episodes: runs of flagged frames, bridging gaps up to ``gap`` frames.
 
-    Every unflagged frame is an episode of its own. Vectorized: a new episode starts at every
+    Every unflagged frame is an episode of its own; one longer than ``EPISODE_MAX_FRAMES``
+    counts as one per that many frames. Vectorized: a new episode starts at every
     unflagged frame and at every flagged frame more than ``gap`` after the last flagged one.
     """
     frames = np.arange(flagged.size)
@@ -503,24 +535,30 @@ def episodes(flagged: npt.NDArray[np.bool_], gap: int) -> npt.NDArray[np.int64]:
     np.maximum.accumulate(last, out=last)
     previous = np.concatenate([[-(gap + 2)], last[:-1]])
     starts = ~flagged | (frames - previous > gap + 1)
-    return np.cumsum(starts) - 1
+    number = np.cumsum(starts) - 1
+    first = np.flatnonzero(starts)[number]
+    # A long episode is cut into pieces of EPISODE_MAX_FRAMES, each earning a frame a round.
+    return (
+        number * (flagged.size // EPISODE_MAX_FRAMES + 1) + (frames - first) // EPISODE_MAX_FRAMES
+    )
 
 
-def by_rounds(pool: Sequence[int], episode: npt.NDArray[np.int64]) -> list[list[int]]:
-    """Split ``pool`` (strongest first) into rounds: the first of each episode, then the second...
+def episode_priority(
+    pool: Sequence[int], scores: FloatArray, episode: npt.NDArray[np.int64]
+) -> FloatArray:
+    """Scores of ``pool`` (strongest first) divided by 1 + how many of its episode came before.
 
-    A long swap lights up hundreds of frames; it gets one frame before any episode gets a
-    second, so twenty different episodes get twenty frames and one long one a few.
+    A long swap lights up hundreds of frames; its second frame counts half, its third a third,
+    so twenty different episodes get twenty frames and one long one a few, while an episode
+    far worse than the rest can still earn a second frame before a barely flagged one.
     """
     seen: dict[int, int] = {}
-    rounds: list[list[int]] = []
+    priority = scores.copy()
     for frame in pool:
         rank = seen.get(int(episode[frame]), 0)
         seen[int(episode[frame])] = rank + 1
-        if rank == len(rounds):
-            rounds.append([])
-        rounds[rank].append(frame)
-    return rounds
+        priority[frame] = scores[frame] / (1 + rank)
+    return priority
 
 
 def choose_hard_frames(
@@ -535,10 +573,10 @@ def choose_hard_frames(
 
     1. Candidates strongest first, at most one per ``spacing`` frames: one glitch lights up
        a few neighbouring frames, and only its strongest is kept.
-    2. Flagged frames form episodes (``episodes``); the budget goes round by round, the best
-       frame of every episode first, then a second of each (``by_rounds``).
-    3. Within a round, a greedy pick by score that discounts poses close to those already
-       picked (``diverse_by_pose``).
+    2. Frames with a full flag's weight (score 2) form episodes (``episodes``); each frame's
+       score is divided by 1 + the frames of its episode ahead of it (``episode_priority``).
+    3. A greedy pick by that priority that discounts poses close to those already picked
+       (``diverse_by_pose``).
     4. Top up from the next most suspicious frames, first keeping the spacing, then not, so
        exactly ``min(n, frames available)`` come back.
 
@@ -566,11 +604,8 @@ def choose_hard_frames(
     flagged = int(np.sum(scores[candidates] >= 1.0))
     pool = spaced_peaks(order, spacing, min(max(POOL_PER_FRAME * n, flagged), MAX_POOL))
     same_pose = SAME_POSE_SHARE * pose_scale(poses[candidates])
-    chosen: list[int] = []
-    for round_pool in by_rounds(pool, episodes(scores >= 1.0, spacing)):
-        chosen += diverse_by_pose(round_pool, scores, poses, n - len(chosen), same_pose)
-        if len(chosen) >= n:
-            break
+    priority = episode_priority(pool, scores, episodes(scores >= 2.0, spacing))
+    chosen = diverse_by_pose(pool, priority, poses, n, same_pose)
     chosen = spaced_peaks([*chosen, *order], spacing, n)
     if len(chosen) < n:
         taken = set(chosen)

@@ -8,6 +8,7 @@ app's, reimplemented here so both run on the same arrays in the same process.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -24,10 +25,11 @@ def ours(
     n: int,
     likelihood_threshold: float = 0.9,
     members_xy: FloatArray | None = None,
+    keypoints: Sequence[str] | None = None,
 ) -> list[int]:
     """Our choice, as the handler makes it with the default config (context margin 2)."""
     signals = hardness.model_signals(
-        xy, likelihood, likelihood_threshold, 0.99, members_xy=members_xy
+        xy, likelihood, likelihood_threshold, 0.99, members_xy=members_xy, keypoints=keypoints
     )
     scores, _ = hardness.frame_scores(signals, likelihood, likelihood_threshold, 3.0)
     window = (2, xy.shape[0] - 2)

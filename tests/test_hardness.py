@@ -120,8 +120,15 @@ def test_robust_z_finds_outliers_in_a_mostly_still_column() -> None:
 )
 def test_likelihood_severity(likelihood: float, expected: float) -> None:
     """Below the threshold a flag weighs threshold / likelihood (capped); above 1 is fine."""
-    severity = hardness.likelihood_severity(np.array([[likelihood]]), 0.9)
+    column = np.array([[likelihood]] + [[0.99]] * 9)
+    severity = hardness.likelihood_severity(column, 0.9)
     assert expected == pytest.approx(float(severity[0, 0]))
+
+
+def test_a_likelihood_below_the_threshold_everywhere_raises_no_flag() -> None:
+    """A keypoint below 0.9 in every frame (another scale) is not flagged by the threshold."""
+    column = np.linspace(0.1, 0.5, 10)[:, None]
+    assert 0.0 == float(hardness.likelihood_severity(column, 0.9).max())
 
 
 def test_frame_scores_put_every_flagged_frame_above_every_unflagged_one() -> None:

@@ -316,6 +316,7 @@ def score_frames(
         options.pca_variance,
         given=output.metrics,
         members_xy=members_xy,
+        keypoints=combined.keypoints,
     )
     return hardness.frame_scores(
         signals, combined.likelihood, options.likelihood_threshold, options.z_threshold

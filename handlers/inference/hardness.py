@@ -36,6 +36,20 @@ MAX_POOL = 4000
 """Candidates considered at most (every flagged frame up to this), to bound the work."""
 SAME_POSE_SHARE = 0.1
 """Poses closer than this share of how much poses vary count as one pose when choosing."""
+LIKELIHOOD_MAX_FLAGGED_SHARE = 0.5
+"""A likelihood threshold that flags more of a keypoint's frames than this says nothing."""
+LIKELIHOOD_MIN_SPREAD = 0.05
+"""Likelihood dips are measured in at least this share of the keypoint's median likelihood."""
+SWAP_RATIO = 0.5
+"""Two tracks swap between frames when swapping them costs at most this share of keeping them."""
+SWAP_MIN_STEPS = 4.0
+"""... and keeping them moves at least this many of the recording's median steps."""
+RARE_SHARE = 0.1
+"""A signal flagging more of the frames than this weighs less, in proportion (``rarity``)."""
+EPISODE_MAX_FRAMES = 100
+"""An error episode longer than this counts as several, so a long one can earn a few frames."""
+SWAP_SEVERITY = 3.0
+"""Flag weight of each keypoint in a swapped episode (a flag weighs 1 to SEVERITY_CAP)."""
 
 
 # ----- signals: arrays of shape (frames, keypoints) ----------------------------------------
@@ -166,6 +180,119 @@ def pca_reconstruction_error(
     return np.linalg.norm(error, axis=-1)
 
 
+def animal_groups(keypoints: Sequence[str]) -> list[list[int]]:
+    """Keypoint indices per animal, aligned by body part; one group when there is one animal.
+
+    Multi-animal names are ``animal_part`` (``female_head``, ``male_head``): a split works when
+    every prefix has the same set of parts. Otherwise all keypoints are one animal.
+    """
+    split = [name.split("_", 1) for name in keypoints]
+    if len(keypoints) < 2 or any(len(parts) != 2 for parts in split):
+        return [list(range(len(keypoints)))]
+    animals: dict[str, dict[str, int]] = {}
+    for index, (animal, part) in enumerate(split):
+        animals.setdefault(animal, {})[part] = index
+    parts = sorted(next(iter(animals.values())))
+    if len(animals) < 2 or any(sorted(found) != parts for found in animals.values()):
+        return [list(range(len(keypoints)))]
+    return [[found[part] for part in parts] for found in animals.values()]
+
+
+def carry_forward(xy: FloatArray) -> FloatArray:
+    """Each missing keypoint at its last known position, so a track lost for a while still
+    compares with where it comes back (vectorized over frames)."""
+    seen = np.all(np.isfinite(xy), axis=-1)
+    index = np.where(seen, np.arange(xy.shape[0])[:, None], 0)
+    np.maximum.accumulate(index, axis=0, out=index)
+    return np.take_along_axis(xy, index[:, :, None], axis=0)
+
+
+def swapped_episodes(first: FloatArray, second: FloatArray) -> npt.NDArray[np.bool_]:
+    """Frames where two tracks are swapped relative to the rest of the recording.
+
+    A swap between frames t-1 and t is where exchanging the tracks at t matches frame t-1
+    far better than keeping them (the assignment cost of a swap below ``SWAP_RATIO`` of
+    keeping, and keeping a jump of several median steps; swapping back needs only a jump of
+    one median step). Every swap flips the state; the state the recording spends least time
+    in is the wrong one. So a swap lasting 200 frames
+    is found whole, not only at its two edges; a one-frame glitch of a swap is a one-frame
+    episode.
+
+    Args:
+        first, second: shape (frames, parts, 2), the same parts in the same order, no NaN
+            needed (see ``carry_forward``; NaN never counts as a swap).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        keep = np.nanmean(
+            np.linalg.norm(first[1:] - first[:-1], axis=-1)
+            + np.linalg.norm(second[1:] - second[:-1], axis=-1),
+            axis=1,
+        )
+        swap = np.nanmean(
+            np.linalg.norm(first[1:] - second[:-1], axis=-1)
+            + np.linalg.norm(second[1:] - first[:-1], axis=-1),
+            axis=1,
+        )
+        # Median of the steps that move: a tool that repeats positions writes many zeros.
+        moved = keep[keep > 0]
+        floor = SWAP_MIN_STEPS * float(np.median(moved)) if moved.size else np.inf
+    cheaper = swap < SWAP_RATIO * keep
+    strong = np.flatnonzero(cheaper & (keep > floor)) + 1
+    # Swapping back may be a smaller move (the animals met): a weaker swap ends an episode.
+    weak = np.flatnonzero(cheaper & (keep > floor / SWAP_MIN_STEPS)) + 1
+    state = np.zeros(first.shape[0], dtype=bool)
+    is_strong = np.isin(weak, strong)
+    swapped, since = False, 0
+    for frame, firm in zip(weak.tolist(), is_strong.tolist(), strict=True):
+        if firm or swapped:
+            if swapped:
+                state[since:frame] = True
+            swapped, since = not swapped, frame
+    if swapped:
+        state[since:] = True
+    return ~state if 2 * int(state.sum()) > state.size else state
+
+
+def swap_signal(xy: FloatArray, keypoints: Sequence[str] | None) -> FloatArray:
+    """Per keypoint, 1 in frames where it is swapped with another track, else 0.
+
+    Identity swaps between animals (whole animals exchanged) and swaps between two keypoints
+    of one animal (left/right, head/tail): both are two tracks exchanged for a while.
+    """
+    filled = carry_forward(xy)
+    frames, count, _ = xy.shape
+    swapped = np.zeros((frames, count), dtype=bool)
+    groups = animal_groups(keypoints) if keypoints is not None else [list(range(count))]
+    for a in range(len(groups)):
+        for b in range(a + 1, len(groups)):
+            both = groups[a] + groups[b]
+            wrong = swapped_episodes(filled[:, groups[a]], filled[:, groups[b]])
+            swapped[:, both] |= wrong[:, None]
+    for group in groups:
+        for i, first in enumerate(group):
+            for second in group[i + 1 :]:
+                wrong = swapped_episodes(filled[:, [first]], filled[:, [second]])
+                swapped[:, [first, second]] |= wrong[:, None]
+    return swapped.astype(np.float64)
+
+
+def low_likelihood(likelihood: FloatArray) -> FloatArray:
+    """How far each likelihood dips below its keypoint's usual, on the recording's own scale.
+
+    The median minus the likelihood, divided by the keypoint's median: a model that scores
+    above 1, or below 0.1 everywhere, is judged against itself, and ``robust_z`` then asks
+    whether the dip is unusual for this recording. A dip counts in steps of at least
+    ``LIKELIHOOD_MIN_SPREAD`` (see ``frame_scores``), so a likelihood that never separates
+    frames (constant, or noise on a flat level) raises no flag.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        median = np.nanmedian(likelihood, axis=0)
+    scale = np.where(np.abs(median) > 0, np.abs(median), 1.0)
+    return (median - likelihood) / scale
+
+
 def model_signals(
     xy: FloatArray,
     likelihood: FloatArray,
@@ -173,13 +300,15 @@ def model_signals(
     pca_explained: float,
     given: Mapping[str, FloatArray] | None = None,
     members_xy: FloatArray | None = None,
+    keypoints: Sequence[str] | None = None,
 ) -> dict[str, FloatArray]:
     """Every error-like signal for one video's predictions, each (frames, keypoints).
 
     Metrics the model wrote itself (``given``: ``temporal_norm``, ``pca_singleview``,
     ``pca_multiview``) are used as they are; the ones it did not write are computed from the
     keypoints (all but ``pca_multiview``, which needs the camera views). ``jump`` points at
-    the glitch frame itself; ``ensemble_spread`` needs two members or more.
+    the glitch frame itself; ``ensemble_spread`` needs two members or more. ``swap`` (needs
+    the keypoint names to tell animals apart) and ``low_likelihood`` hold through episodes.
     """
     signals = dict(given or {})
     if "temporal_norm" not in signals:
@@ -191,6 +320,8 @@ def model_signals(
             signals["pca_singleview"] = error
     if members_xy is not None and members_xy.shape[0] > 1:
         signals["ensemble_spread"] = ensemble_spread(members_xy)
+    signals["low_likelihood"] = low_likelihood(likelihood)
+    signals["swap"] = swap_signal(xy, keypoints)
     return signals
 
 
@@ -213,21 +344,22 @@ def robust_spread(values: FloatArray, centre: FloatArray) -> FloatArray:
     return np.where(np.isfinite(spread) & (spread > 0), spread, np.inf)
 
 
-def robust_z(values: FloatArray) -> FloatArray:
+def robust_z(values: FloatArray, min_spread: float = 0.0) -> FloatArray:
     """Per column, (value - median) / robust spread; NaN stays NaN, a constant column gives 0.
 
     Median and a robust spread rather than mean and SD, so that the glitches we look for do
-    not widen the yardstick they are measured with.
+    not widen the yardstick they are measured with. ``min_spread`` keeps noise on a nearly
+    flat column from becoming a yardstick of nothing.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
         centre = np.nanmedian(values, axis=0)
-    return (values - centre) / robust_spread(values, centre)
+    return (values - centre) / np.maximum(robust_spread(values, centre), min_spread)
 
 
-def z_severity(values: FloatArray, z_threshold: float) -> FloatArray:
+def z_severity(values: FloatArray, z_threshold: float, min_spread: float = 0.0) -> FloatArray:
     """Weight of each cell's flag: z / threshold where z > threshold (capped), else 0."""
-    ratio = np.nan_to_num(robust_z(values), nan=0.0) / z_threshold
+    ratio = np.nan_to_num(robust_z(values, min_spread), nan=0.0) / z_threshold
     return np.where(ratio > 1.0, np.minimum(ratio, SEVERITY_CAP), 0.0)
 
 
@@ -236,12 +368,18 @@ def likelihood_severity(likelihood: FloatArray, threshold: float) -> FloatArray:
 
     The same scale as ``z_severity`` (how far past the threshold), so a keypoint the model
     barely sees weighs as much as one that jumps far.
+
+    A threshold that flags most of a keypoint's frames (a likelihood on another scale, or
+    always low) separates nothing and weighs 0 for that keypoint; ``low_likelihood`` judges
+    such a keypoint against its own recording instead.
     """
     if threshold <= 0:
         return np.zeros_like(likelihood)
+    below = likelihood < threshold
+    telling = np.mean(below, axis=0) <= LIKELIHOOD_MAX_FLAGGED_SHARE
     with np.errstate(divide="ignore"):
         ratio = threshold / np.maximum(likelihood, 0.0)
-    return np.where(likelihood < threshold, np.minimum(ratio, SEVERITY_CAP), 0.0)
+    return np.where(below & telling, np.minimum(ratio, SEVERITY_CAP), 0.0)
 
 
 def near_miss(signals: Iterable[FloatArray], z_threshold: float) -> FloatArray:
@@ -263,8 +401,9 @@ def frame_scores(
 ) -> tuple[FloatArray, dict[str, FloatArray]]:
     """Score every frame: the weighted count of its flags, or its near miss when it has none.
 
-    Any flagged frame scores at least 1 and any unflagged frame less than 1, so topping up
-    from unflagged frames takes the next most suspicious ones.
+    A flagged frame scores 1 plus its weighted flags (each signal's weights scaled by its
+    ``rarity``), any unflagged frame less than 1, so topping up from unflagged frames takes
+    the next most suspicious ones.
 
     Args:
         signals: error-like metrics, each shape (frames, keypoints); high is bad.
@@ -273,13 +412,32 @@ def frame_scores(
     Returns:
         The score per frame, and each signal's flag weights (for saying why a frame was chosen).
     """
-    weights = {name: z_severity(values, z_threshold) for name, values in signals.items()}
+    special = ("swap", "low_likelihood")
+    graded = {name: values for name, values in signals.items() if name not in special}
+    weights = {name: z_severity(values, z_threshold) for name, values in graded.items()}
+    if "low_likelihood" in signals:
+        weights["low_likelihood"] = z_severity(
+            signals["low_likelihood"], z_threshold, LIKELIHOOD_MIN_SPREAD
+        )
+    if "swap" in signals:
+        weights["swap"] = SWAP_SEVERITY * signals["swap"]
     weights["likelihood"] = likelihood_severity(likelihood, likelihood_threshold)
-    flagged = np.sum([w.sum(axis=1) for w in weights.values()], axis=0)
-    closest = near_miss(signals.values(), z_threshold)
+    weights = {name: w * rarity(w) for name, w in weights.items()}
+    total = np.sum([w.sum(axis=1) for w in weights.values()], axis=0)
+    closest = near_miss(graded.values(), z_threshold)
     if closest.size == 0:
         closest = np.zeros(likelihood.shape[0])
-    return np.where(flagged > 0, flagged, closest), weights
+    return np.where(total > 0, 1.0 + total, closest), weights
+
+
+def rarity(weights: FloatArray) -> float:
+    """How much a signal's flags say: 1, or less when it flags more than ``RARE_SHARE`` of frames.
+
+    A flag raised on most frames (a likelihood on its own scale, a tracker that jitters
+    everywhere) does not tell one frame from another; its weight shrinks in proportion.
+    """
+    share = float(np.mean(weights.max(axis=1) > 0)) if weights.size else 0.0
+    return min(1.0, RARE_SHARE / share) if share > 0 else 1.0
 
 
 def describe_flags(
@@ -365,6 +523,44 @@ def diverse_by_pose(
     return picked
 
 
+def episodes(flagged: npt.NDArray[np.bool_], gap: int) -> npt.NDArray[np.int64]:
+    """Number the error episodes: runs of flagged frames, bridging gaps up to ``gap`` frames.
+
+    Every unflagged frame is an episode of its own; one longer than ``EPISODE_MAX_FRAMES``
+    counts as one per that many frames. Vectorized: a new episode starts at every
+    unflagged frame and at every flagged frame more than ``gap`` after the last flagged one.
+    """
+    frames = np.arange(flagged.size)
+    last = np.where(flagged, frames, -(gap + 2))
+    np.maximum.accumulate(last, out=last)
+    previous = np.concatenate([[-(gap + 2)], last[:-1]])
+    starts = ~flagged | (frames - previous > gap + 1)
+    number = np.cumsum(starts) - 1
+    first = np.flatnonzero(starts)[number]
+    # A long episode is cut into pieces of EPISODE_MAX_FRAMES, each earning a frame a round.
+    return (
+        number * (flagged.size // EPISODE_MAX_FRAMES + 1) + (frames - first) // EPISODE_MAX_FRAMES
+    )
+
+
+def episode_priority(
+    pool: Sequence[int], scores: FloatArray, episode: npt.NDArray[np.int64]
+) -> FloatArray:
+    """Scores of ``pool`` (strongest first) divided by 1 + how many of its episode came before.
+
+    A long swap lights up hundreds of frames; its second frame counts half, its third a third,
+    so twenty different episodes get twenty frames and one long one a few, while an episode
+    far worse than the rest can still earn a second frame before a barely flagged one.
+    """
+    seen: dict[int, int] = {}
+    priority = scores.copy()
+    for frame in pool:
+        rank = seen.get(int(episode[frame]), 0)
+        seen[int(episode[frame])] = rank + 1
+        priority[frame] = scores[frame] / (1 + rank)
+    return priority
+
+
 def choose_hard_frames(
     scores: FloatArray,
     poses: FloatArray,
@@ -373,13 +569,15 @@ def choose_hard_frames(
     exclude: Iterable[int] = (),
     spacing: int = 4,
 ) -> list[int]:
-    """Choose ``n`` distinct frames the model finds hardest, spread over poses and moments.
+    """Choose ``n`` distinct frames the model finds hardest, spread over episodes and poses.
 
     1. Candidates strongest first, at most one per ``spacing`` frames: one glitch lights up
        a few neighbouring frames, and only its strongest is kept.
-    2. Of all flagged ones (at least ``POOL_PER_FRAME * n``), a greedy pick by score that
-       discounts poses close to those already picked (``diverse_by_pose``).
-    3. Top up from the next most suspicious frames, first keeping the spacing, then not, so
+    2. Frames with a full flag's weight (score 2) form episodes (``episodes``); each frame's
+       score is divided by 1 + the frames of its episode ahead of it (``episode_priority``).
+    3. A greedy pick by that priority that discounts poses close to those already picked
+       (``diverse_by_pose``).
+    4. Top up from the next most suspicious frames, first keeping the spacing, then not, so
        exactly ``min(n, frames available)`` come back.
 
     Args:
@@ -394,8 +592,11 @@ def choose_hard_frames(
         The chosen frame indices, sorted.
     """
     start, stop = window
-    excluded = set(exclude)
-    candidates = np.array([f for f in range(start, stop) if f not in excluded], dtype=np.int64)
+    allowed = np.zeros(scores.size, dtype=bool)
+    allowed[start:stop] = True
+    excluded = [f for f in exclude if 0 <= f < scores.size]
+    allowed[excluded] = False
+    candidates = np.flatnonzero(allowed)
     if candidates.size == 0 or n <= 0:
         return []
     # Stable sort: equal scores go in frame order, so the same input gives the same frames.
@@ -403,7 +604,8 @@ def choose_hard_frames(
     flagged = int(np.sum(scores[candidates] >= 1.0))
     pool = spaced_peaks(order, spacing, min(max(POOL_PER_FRAME * n, flagged), MAX_POOL))
     same_pose = SAME_POSE_SHARE * pose_scale(poses[candidates])
-    chosen = diverse_by_pose(pool, scores, poses, n, same_pose)
+    priority = episode_priority(pool, scores, episodes(scores >= 2.0, spacing))
+    chosen = diverse_by_pose(pool, priority, poses, n, same_pose)
     chosen = spaced_peaks([*chosen, *order], spacing, n)
     if len(chosen) < n:
         taken = set(chosen)

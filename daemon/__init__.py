@@ -10,10 +10,11 @@ One item's path, and the module for each step:
                  (dask_pool.py instead: a task on a Dask cluster, by [workers] executor)
     7. publish   publish.py -- staging/ becomes labeled-data/STEM/ in one rename (or a merge
                                that never replaces a file); the input moves to its place
+                 labelers/  -- each labeling tool the project uses learns of the bundle
     8. record    status.py  -- status/<kind>/<name>.json, rewritten atomically at every change
 service.py is the loop that walks every item through these steps; cli.py the commands;
 config.py the settings (cron.py reads the sweep's cron line); logs.py the structured logs.
-Unattended operation: notify.py speaks
-systemd's notify protocol (ready, status, watchdog); sweep.py the nightly sweep and the retry
-policy for passing errors; watch.py also supervises the observers through share outages.
+Unattended operation: notify.py speaks systemd's notify protocol (ready, status, watchdog);
+sweep.py the nightly sweep and the retry policy for passing errors; watch.py also supervises
+the observers through share outages.
 """

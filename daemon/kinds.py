@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from daemon.config import Settings
 from daemon.inbox import Arrival, visible_files, visible_folders
-from handlers.bundle import existing_frames
+from daemon.labelers import taken_frames
 from handlers.framelists import FRAMELIST_SUFFIXES, FrameListOptions
 from handlers.frames import VIDEO_SUFFIXES
 from handlers.inference import InferenceOptions, belongs_to, file_role, member_stem
@@ -139,7 +139,8 @@ def validate_options(
 
 def video_options(settings: Settings, sidecar: dict[str, Any], bundle: Path) -> BaseModel:
     """Video options: [extract], then the sidecar; frames already labeled are not chosen again."""
-    defaults = {**settings.extract.model_dump(), "exclude_frames": existing_frames(bundle)}
+    taken = taken_frames(bundle.parent.parent, bundle.name)
+    defaults = {**settings.extract.model_dump(), "exclude_frames": taken}
     return validate_options(
         VideoOptions, defaults, sidecar, {"frames_per_video", "frame_range", "context_frames"}
     )
@@ -232,7 +233,7 @@ def inference_options(settings: Settings, sidecar: dict[str, Any], bundle: Path)
         "context_frames": extract.context_frames,
         **settings.inference.model_dump(),
         "stem": stem,
-        "exclude_frames": existing_frames(bundle),
+        "exclude_frames": taken_frames(bundle.parent.parent, bundle.name),
         "video_candidates": project_videos(videos, stem),
         "video_folder": str(videos),
     }

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from daemon.atomic import write_text_atomic
-from handlers.bundle import SELECTED_CSV
+from handlers.bundle import SELECTED_CSV, frame_index
 from handlers.outcome import InputError
 
 
@@ -36,6 +36,23 @@ def publish_bundle(staging: Path, target: Path) -> list[str]:
                 raise
             # Another bundle for this folder landed first: merge into it instead.
     return merge_bundle(staging, target, names)
+
+
+def publish_apart(staging: Path, frames: Path, reports: Path) -> None:
+    """Publish the frames of ``staging`` into ``frames`` and every other file into ``reports``.
+
+    The other files are first set aside in ``<staging>.reports`` (still ours, cleared with the
+    staging folder), so a publish interrupted at any point finishes on the next attempt.
+    """
+    aside = staging.with_name(f"{staging.name}.reports")
+    if staging.exists():
+        aside.mkdir(exist_ok=True)
+        for path in list(staging.iterdir()):
+            if frame_index(path.name) is None:
+                os.replace(path, aside / path.name)
+        publish_bundle(staging, frames)
+    if aside.exists():
+        publish_bundle(aside, reports)
 
 
 def merge_bundle(staging: Path, target: Path, names: list[str]) -> list[str]:

@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from daemon import labelers
 from daemon import status as st
 from daemon.atomic import read_json, write_json_atomic
 from daemon.claim import (
@@ -40,7 +41,7 @@ from daemon.kinds import KINDS, read_sidecar
 from daemon.logs import get_logger
 from daemon.notify import Heartbeat, Notifier
 from daemon.pool import make_executor
-from daemon.publish import move_without_replacing, publish_bundle
+from daemon.publish import move_without_replacing, publish_apart, publish_bundle
 from daemon.settle import SettleTracker
 from daemon.sweep import (
     SweepRequests,
@@ -491,12 +492,19 @@ class Daemon:
             if input_changed(item):  # written to after the claim: this result is of a part
                 self.resettle(item)
                 return
-            target = self.settings.folder("project") / "labeled-data" / item.name
-            if staging.exists():
+            project = self.settings.folder("project")
+            target = project / "labeled-data" / item.name
+            reports = labelers.reports_folder(project, item.name)
+            if reports != target:
+                publish_apart(staging, target, reports)
+            elif staging.exists():
                 publish_bundle(staging, target)
             kind = KINDS[item.kind]
-            for path in item.files:
-                keep_inputs(self.settings, kind.keep_folder, path)
+            kept = [k for p in item.files for k in keep_inputs(self.settings, kind.keep_folder, p)]
+            published = labelers.PublishedBundle(
+                item.name, result.selected, result.files, reports, kept
+            )
+            warnings = [*result.warnings, *labelers.announce_bundle(project, published)]
             release(item)
         except Exception as exc:  # noqa: BLE001 - one item's failure must never stop the loop
             self.handle_failure(item, exc)
@@ -509,10 +517,10 @@ class Daemon:
             st.DONE_MESSAGE,
             progress=1.0,
             frames_selected=len(result.selected),
-            warnings=result.warnings,
+            warnings=warnings,
             report=result.report,
         )
-        log.info("complete", frames_selected=len(result.selected), warnings=result.warnings)
+        log.info("complete", frames_selected=len(result.selected), warnings=warnings)
 
     def handle_failure(self, item: ClaimedItem, exc: BaseException) -> None:
         """Retry what may pass, with backoff; fail the item, keeping its files, otherwise.
@@ -786,19 +794,20 @@ class Daemon:
 
 def keep_inputs(
     settings: Settings, keep_folder: Callable[[Settings, Path], Path], path: Path
-) -> None:
-    """Move a done input to where its kind keeps it.
+) -> list[Path]:
+    """Move a done input to where its kind keeps it; where it and its moved members went.
 
     A folder drop goes whole, but a member that belongs elsewhere goes there first (a video
     joins ``project/videos/``, where labeling tools and later drops look for it).
     """
     home = keep_folder(settings, path)
+    kept = []
     if path.is_dir():
         for member in sorted(path.iterdir()):
             elsewhere = keep_folder(settings, member)
             if elsewhere != home:
-                move_without_replacing(member, elsewhere)
-    move_without_replacing(path, home)
+                kept.append(move_without_replacing(member, elsewhere))
+    return [*kept, move_without_replacing(path, home)]
 
 
 def clear_staging(item: ClaimedItem) -> None:

@@ -12,6 +12,8 @@ import numpy.typing as npt
 
 SELECTED_CSV = "selected_frames.csv"
 FRAME_NAME = re.compile(r"^img(\d{8})\.png$")
+# A frame the Lightning Pose app extracted itself is a .jpg of the same name.
+TAKEN_NAME = re.compile(r"^img(\d{8})\.(?:png|jpg)$")
 
 
 def frame_filename(index: int) -> str:
@@ -56,8 +58,8 @@ def write_selected_csv(folder: Path, selected: Iterable[int]) -> str:
 
 
 def existing_frames(folder: Path) -> frozenset[int]:
-    """Frame indices already present as PNGs in a labeled-data folder (empty if none)."""
+    """Frame indices already present as PNGs or JPEGs in a labeled-data folder (empty if none)."""
     if not folder.is_dir():
         return frozenset()
-    found = (frame_index(entry.name) for entry in folder.iterdir())
-    return frozenset(index for index in found if index is not None)
+    found = (TAKEN_NAME.match(entry.name) for entry in folder.iterdir())
+    return frozenset(int(match.group(1)) for match in found if match)

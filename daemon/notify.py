@@ -80,7 +80,10 @@ class Notifier:
                     self._socket = socket.socket(
                         socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC
                     )
-                self._socket.sendto(message.encode("utf-8"), self.address)
+                # Never wait for the reader: a full queue (Linux keeps 10 datagrams by default)
+                # would otherwise block the loop until someone reads; a dropped STATUS= is
+                # replaced by the next one, a dropped ping by the next ping.
+                self._socket.sendto(message.encode("utf-8"), socket.MSG_DONTWAIT, self.address)
         except OSError as exc:
             if self.log is not None:
                 self.log.warning("notify failed", message=message, error=str(exc))

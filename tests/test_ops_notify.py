@@ -120,3 +120,17 @@ def test_notifier_sends_status_only_on_change(listener: NotifyListener) -> None:
     notifier.close()
     time.sleep(0.1)
     assert ["STATUS=1 queued", "STATUS=0 queued"] == listener.collect(0.5)
+
+
+def test_a_notify_socket_nobody_reads_never_blocks_the_loop(
+    fw: Framewatch, listener: NotifyListener
+) -> None:
+    """With systemd's queue full (nobody reads it), items still complete: sends never wait."""
+    fw.env = {"NOTIFY_SOCKET": listener.env_value, "WATCHDOG_USEC": "200000"}
+    fw.start()
+    time.sleep(3)  # 10 pings a second: far more than the 10 datagrams Linux queues by default
+    for name in ("a", "b"):
+        drop(make_video(fw.root / "src", name, 120), fw.inbox("videos"))
+    for name in ("a", "b"):
+        assert "complete" == fw.wait_state("videos", name)["state"]
+    assert 0 == fw.stop()

@@ -2,10 +2,12 @@
 
 The path of one choice (``select_diverse_frames``):
     1. set aside distractors: flicker (a sudden jump in brightness) and intrusions (much more
-       of the frame differs from the usual scene than the animal alone makes: a hand), with
-       the frames near an intrusion, while the running background still holds it;
+       of the frame differs from the usual scene than the animal alone makes, or a rise over
+       the running usual that lasts a second: a hand), with the frames near an intrusion,
+       while the running background still holds it;
     2. embed: PCA of the animal's turned silhouette (its pose), plus a lighter PCA of the whole
-       frame against the median scene (where it is, what else is in view);
+       frame against the median scene (where it is, what else is in view); each column
+       weighted by how coherent it is in time (noise fades), rows smoothed over a few frames;
     3. choose: k-means with half the frames wanted, the frame nearest each centre (the common
        poses), then farthest-point picks (the rare poses, which k-means merges into the
        common ones) up to the count.
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from scipy.ndimage import median_filter, uniform_filter1d
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
@@ -35,6 +38,10 @@ CHUNK_ROWS = 4096
 """Rows converted to float at once: bounds the memory of choosing, whatever the video's length."""
 SCENE_WEIGHT = 0.5
 """Weight of the whole-frame part against the animal part in the embedding."""
+COHERENCE_POWER = 3
+"""Each embedding column is weighted by its coherence to this power: noise columns fade out."""
+SMOOTH_FRAMES = 2
+"""Embedded rows are averaged over the samples within this many frames on each side."""
 FLICKER_JUMP = 0.08
 """A frame flickers when its log-brightness jumps at least this much (8%) from its neighbours'."""
 FLICKER_REACH = 3
@@ -43,6 +50,13 @@ SCENE_DIFFERENCE = 20.0
 """Grey levels (at mean brightness 128) a thumbnail pixel must differ from the median scene."""
 MIN_INTRUSION_SHARE = 4 / 1024
 """An intrusion changes at least twice the usual share of the frame plus this (4 pixels)."""
+LOCAL_SAMPLES = 301
+"""Samples in the running median that gives the usual scene change around each sample."""
+LOCAL_SPREADS = 6.0
+"""A sample is an intrusion when its change exceeds the running usual by this many spreads."""
+INTRUSION_MIN_FRAMES = 30
+"""A rise over the running usual must last this long (1 s at 30 fps) to be an intrusion: a
+still animal's brief rare pose changes as much of the frame as a hand, but for a moment."""
 INTRUSION_MARGIN_FRAMES = BACKGROUND_EVERY * BACKGROUND_FRAMES // 2
 """Frames set aside on each side of an intrusion: the running background (features.py) holds
 an intruder for about half its span after it leaves, and a hand is half in view before it is
@@ -133,6 +147,39 @@ def intrusion_rows(change: npt.NDArray[np.float32]) -> npt.NDArray[np.bool_]:
     return np.asarray(change > limit)
 
 
+def runs_at_least(
+    flags: npt.NDArray[np.bool_], indices: npt.NDArray[np.int64], frames: int
+) -> npt.NDArray[np.bool_]:
+    """Flags kept only in runs of consecutive flagged rows spanning at least ``frames`` frames."""
+    if not flags.any():
+        return flags.copy()
+    edges = np.diff(np.concatenate([[0], flags.astype(np.int8), [0]]))
+    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    kept = np.zeros_like(flags)
+    for start, stop in zip(starts, stops, strict=True):
+        if indices[stop - 1] - indices[start] + 1 >= frames:
+            kept[start:stop] = True
+    return kept
+
+
+def local_intrusion_rows(
+    change: npt.NDArray[np.float32], indices: npt.NDArray[np.int64]
+) -> npt.NDArray[np.bool_]:
+    """Rows whose change rises well above its running usual level, for at least a second.
+
+    The whole-video median and spread of the change mix the animal's slow swings (two
+    animals, a large one, an object moved once) into the limit, which then lies above a hand;
+    the rise over a running median, against that rise's own spread, does not.
+    """
+    if change.size < 3:
+        return np.zeros(change.size, dtype=bool)
+    usual = median_filter(change, size=min(LOCAL_SAMPLES, change.size), mode="nearest")
+    rise = change - usual
+    spread = 1.4826 * float(np.median(np.abs(rise)))
+    high = rise > max(LOCAL_SPREADS * spread, MIN_INTRUSION_SHARE)
+    return runs_at_least(np.asarray(high), indices, INTRUSION_MIN_FRAMES)
+
+
 def widen(
     flags: npt.NDArray[np.bool_], indices: npt.NDArray[np.int64], margin: int
 ) -> npt.NDArray[np.bool_]:
@@ -152,7 +199,9 @@ def distractor_rows(
     """Rows to set aside: (flicker, intrusion with its margin)."""
     thumbs, _ = split_features(features)
     flicker = flicker_rows(thumbs.mean(axis=1, dtype=np.float32))
-    intrusion = widen(intrusion_rows(scene_change(thumbs)), indices, INTRUSION_MARGIN_FRAMES)
+    change = scene_change(thumbs)
+    seen = intrusion_rows(change) | local_intrusion_rows(change, indices)
+    intrusion = widen(seen, indices, INTRUSION_MARGIN_FRAMES)
     return flicker & ~intrusion, intrusion
 
 
@@ -189,17 +238,62 @@ def project(
     return out / scale if scale > 0 else out
 
 
-def embed_frames(features: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+def coherence(embedded: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Per column, the share of its variance that persists from one sample to the next.
+
+    One minus the von Neumann ratio (mean squared step over twice the variance): about 0 for
+    a column that is sample-to-sample noise, near 1 for one that changes as slowly as a pose
+    is held. A crop that jumps between a still animal's moving limbs, or between two animals,
+    is noise of this kind; a real pose, even a rare one held for a few frames, is not.
+    """
+    if embedded.shape[0] < 3:
+        return np.ones(embedded.shape[1], dtype=np.float32)
+    step = np.diff(embedded.astype(np.float64), axis=0)
+    ratio = (step**2).mean(axis=0) / np.maximum(2 * embedded.var(axis=0, dtype=np.float64), 1e-12)
+    return np.clip(1.0 - ratio, 0.0, 1.0).astype(np.float32)
+
+
+def smoothed_in_time(
+    embedded: npt.NDArray[np.float32], indices: npt.NDArray[np.int64], frames: int
+) -> npt.NDArray[np.float32]:
+    """Each row averaged with the rows within ``frames`` frames of it (at the usual sample step).
+
+    Frame-to-frame jitter of the crop averages out, and farthest points stop chasing it; a
+    pose held for a few frames keeps its place. With samples further apart than ``frames``
+    (a long video) rows are left as they are.
+    """
+    if embedded.shape[0] < 3:
+        return embedded
+    step = max(1, int(np.median(np.diff(indices))))
+    reach = frames // step
+    if reach < 1:
+        return embedded
+    return np.asarray(uniform_filter1d(embedded, 2 * reach + 1, axis=0, mode="nearest"))
+
+
+def embed_frames(
+    features: npt.NDArray[np.uint8], indices: npt.NDArray[np.int64] | None = None
+) -> npt.NDArray[np.float32]:
     """Each frame as a point whose distances reflect differences in pose.
 
     The animal's turned silhouette, standardized, carries the pose; the whole frame against
     the median scene, weighted SCENE_WEIGHT, adds where the animal is and what else is seen.
+    Each PCA column is weighted by its coherence (cubed), so a part that is noise for this
+    recording (the crop of a still animal, of two animals) gives way to the part that is not;
+    then rows are smoothed over SMOOTH_FRAMES.
     """
     thumbs, animal = split_features(features)
     pose = project(animal, standardized)
     usual = median_scene(thumbs)
     scene = project(thumbs, lambda rows: brightness_scaled(rows) - usual)
-    return np.hstack([pose, SCENE_WEIGHT * scene]).astype(np.float32)
+    parts = [
+        weight * part * coherence(part) ** COHERENCE_POWER
+        for part, weight in ((pose, 1.0), (scene, SCENE_WEIGHT))
+    ]
+    embedded = np.hstack(parts).astype(np.float32)
+    if indices is None:
+        indices = np.arange(features.shape[0], dtype=np.int64)
+    return smoothed_in_time(embedded, indices, SMOOTH_FRAMES)
 
 
 # ----- choosing ------------------------------------------------------------------------
@@ -309,7 +403,7 @@ def select_diverse_frames(
     if int(usable.sum()) < n:
         usable = ~flicker if int((~flicker).sum()) >= n else np.ones_like(usable)
     rows = np.flatnonzero(usable)
-    embedding = embed_frames(features[rows])
+    embedding = embed_frames(features[rows], indices[rows])
     picked = choose_diverse_rows(embedding, n, seed)
     mean, worst, redundancy = spread_measures(embedding, picked)
     return Selection(

@@ -21,16 +21,20 @@ and each view of ``multiview-mouse`` (own frame, Nose to TTI). Rare visits of re
 runs of frames among the 5% farthest from their 10 nearest poses.
 
 Methods: uniform, random, known (bench_diversity.known_approach: motion energy, PCA,
-k-means), ours (scan_video + choose_frames as the handler runs them) and an oracle (k-means
-with N/5 centres on the true poses, then farthest points on them). Measures as in
+k-means), ours (scan_video + choose_frames as the handler runs them), before (ours with the
+coherence weights, the smoothing and the running intrusion limit switched off: the choice as
+it was) and an oracle (k-means with N/5 centres on the true poses, then farthest points on
+them). An ablation table switches each part off on its own. Measures as in
 bench_diversity. Develop on seeds 0-1, report on seeds 2-4 (the default).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +42,7 @@ import numpy.typing as npt
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+import handlers.video.selection as selection
 from handlers import frames
 from handlers.options import frame_window
 from handlers.video.features import FrameReducer
@@ -62,7 +67,15 @@ FAMILIES: dict[str, dict[str, object]] = {
     "small": {"scale": 0.5},
     "large": {"scale": 2.5},
 }
-METHODS = ("uniform", "random", "known", "ours", "oracle")
+METHODS = ("uniform", "random", "known", "before", "ours", "oracle")
+ABLATIONS: dict[str, dict[str, float]] = {
+    "before": {"COHERENCE_POWER": 0, "SMOOTH_FRAMES": 0, "LOCAL_SPREADS": float("inf")},
+    "no coherence": {"COHERENCE_POWER": 0},
+    "no smoothing": {"SMOOTH_FRAMES": 0},
+    "no running intrusion": {"LOCAL_SPREADS": float("inf")},
+}
+"""Parts of the choice switched off (selection.py constants): ``before`` is the choice as it
+was before the parts below were added (the same scan)."""
 MEASURES = ("cov_mean", "cov_worst", "rare_recall", "redundancy", "distractors")
 
 
@@ -131,8 +144,30 @@ def oracle(case: Case, window: range, n: int) -> list[int]:
     return sorted(int(rows[p]) for p in picked)
 
 
+@contextlib.contextmanager
+def switched(constants: dict[str, float]) -> Iterator[None]:
+    """selection.py's ``constants`` set for the duration, then restored."""
+    saved = {name: getattr(selection, name) for name in constants}
+    try:
+        for name, value in constants.items():
+            setattr(selection, name, value)
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(selection, name, value)
+
+
+def ablated(scan: frames.VideoScan, n: int) -> dict[str, list[int]]:
+    """Our choice with each of ABLATIONS switched off."""
+    picks = {}
+    for name, constants in ABLATIONS.items():
+        with switched(constants):
+            picks[name] = choose_ours(scan, n)
+    return picks
+
+
 def run(case: Case, n: int, seed: int) -> dict[str, dict[str, float]]:
-    """Every method on one case."""
+    """Every method and ablation on one case."""
     scan = frames.scan_video(case.path, reduce=FrameReducer())
     lo, hi = frame_window(len(case.poses), (0.0, 1.0), CONTEXT)
     window = range(lo, hi)
@@ -145,6 +180,7 @@ def run(case: Case, n: int, seed: int) -> dict[str, dict[str, float]]:
             "known": known_approach(read_small_frames(case.path), window, n, seed),
             "ours": choose_ours(scan, n),
             "oracle": oracle(case, window, n),
+            **ablated(scan, n),
         }
     return {method: measure(case, chosen) for method, chosen in picks.items()}
 
@@ -164,6 +200,20 @@ def table(results: dict[str, list[dict[str, dict[str, float]]]]) -> str:
                 f"{mean['rare_recall']:.2f} | {mean['redundancy']:.2f} | "
                 f"{mean['distractors']:.2f} |"
             )
+    return "\n".join(lines)
+
+
+def ablation_table(results: dict[str, list[dict[str, dict[str, float]]]]) -> str:
+    """Rare recall / coverage mean / distractors of ours and each ablation, per case group."""
+    names = ["ours", *ABLATIONS]
+    lines = ["| family | " + " | ".join(names) + " |", "| --- |" + " ---: |" * len(names)]
+    for case, runs in results.items():
+        cells = []
+        for name in names:
+            mean = {k: statistics.fmean(r[name][k] for r in runs) for k in MEASURES}
+            cells.append(f"{mean['rare_recall']:.2f} / {mean['cov_mean']:.2f} / "
+                         f"{mean['distractors']:.1f}")
+        lines.append(f"| {case} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -210,6 +260,8 @@ def main() -> None:
             results[case.name] = [run(case, args.n, 0)]
     print(f"\nN = {args.n}, seeds {args.seeds}\n")
     print(table(results))
+    print("\nablation (rare recall / coverage mean px / distractors):\n")
+    print(ablation_table(results))
     misses = targets(results, args.n)
     print("\ntargets:", "met" if not misses else "missed at")
     for miss in misses:

@@ -155,3 +155,42 @@ def test_no_hand_or_flicker_frame_is_chosen(pose_video: tuple[Path, object], n: 
     chosen = choose_frames(scan, options)
     distractor = video.distractor  # type: ignore[attr-defined]
     assert (n, []) == (len(chosen), [i for i in chosen if distractor[i]])
+
+
+def test_coherence_fades_noise_and_keeps_what_is_held() -> None:
+    """A column that holds its value for a while keeps its weight (> 0.9); jitter loses it
+    (< 0.1)."""
+    rng = np.random.default_rng(0)
+    held = np.repeat(rng.normal(size=30), 20)
+    columns = np.stack([held, rng.normal(size=600)], axis=1).astype(np.float32)
+    weight = selection.coherence(columns)
+    assert (True, True) == (weight[0] > 0.9, weight[1] < 0.1), weight
+
+
+def test_a_hand_is_found_over_a_changing_usual_but_a_brief_pose_is_not() -> None:
+    """Where the usual change steps up mid-video (two animals, a moved object), a hand that
+    adds 0.1 of the frame for 90 frames lies under the whole-video limit but is found as a rise
+    over the running usual; a rise as high for 15 frames (a still animal's rare pose) is not."""
+    rng = np.random.default_rng(0)
+    change = (0.04 + 0.003 * rng.normal(size=1200)).astype(np.float32)
+    change[600:] += 0.06
+    change[100:190] += 0.1
+    change[800:815] += 0.1
+    indices = np.arange(1200, dtype=np.int64)
+    assert not selection.intrusion_rows(change)[100:190].any()
+    found = np.flatnonzero(selection.local_intrusion_rows(change, indices))
+    assert (True, True) == (set(range(110, 180)) <= set(found), found.max() < 190)
+
+
+def test_a_still_animal_brief_rare_poses_are_found(tmp_path: Path) -> None:
+    """A body that stays in place, moving only its limbs, visits rare poses 8 times for 8-16
+    frames in 600: 20 frames hold at least 6 of the visits (the choice before coherence
+    weighting, whose crop jittered between the moving limbs, held 3)."""
+    video = render_pose_video(
+        tmp_path / "still.mp4", seed=0, frames=600, flickers=0, hand=False, stationary=True
+    )
+    scan = frames.scan_video(video.path, reduce=features.FrameReducer())
+    options = VideoOptions(frames_per_video=20, frame_range=(0.0, 1.0), context_frames=2)
+    chosen = np.array(choose_frames(scan, options))
+    visits = set(video.rare_visit[chosen].tolist()) - {-1}
+    assert len(visits) >= 6, sorted(visits)

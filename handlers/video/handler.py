@@ -21,8 +21,8 @@ from handlers.outcome import HandlerResult, InputError, Progress, only_file_with
 
 METHOD = (
     "flicker and intrusions set aside; PCA of the animal's turned silhouette plus the frame "
-    "against the median scene; k-means for half the frames (nearest each centre), "
-    "farthest points for the rest"
+    "against the median scene, each column weighted by its coherence in time, smoothed over "
+    "2 frames; k-means for half the frames (nearest each centre), farthest points for the rest"
 )
 
 # Shares of the progress bar: the scan decodes everything, the export up to the last frame.

@@ -194,3 +194,14 @@ def test_a_still_animal_brief_rare_poses_are_found(tmp_path: Path) -> None:
     chosen = np.array(choose_frames(scan, options))
     visits = set(video.rare_visit[chosen].tolist()) - {-1}
     assert len(visits) >= 6, sorted(visits)
+
+
+def test_smoothing_averages_close_frames_and_leaves_sparse_samples() -> None:
+    """A one-frame spike is spread over the 5 samples within 2 frames when samples are
+    consecutive frames; samples 10 frames apart (a long video) are left as they are."""
+    rows = np.zeros((20, 1), dtype=np.float32)
+    rows[10] = 5.0
+    close = selection.smoothed_in_time(rows, np.arange(20, dtype=np.int64), frames=2)
+    sparse = selection.smoothed_in_time(rows, np.arange(20, dtype=np.int64) * 10, frames=2)
+    assert np.allclose(close[8:13, 0], 1.0) and close[[7, 13], 0].tolist() == [0.0, 0.0]
+    assert np.array_equal(sparse, rows)

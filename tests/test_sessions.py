@@ -183,43 +183,38 @@ def test_a_missing_view_fails_the_session_after_max_wait(tmp_path: Path, clips: 
         assert (fw.failed("videos") / "minimal_top.mp4").is_file()
 
 
-def test_views_of_different_lengths_fail_naming_every_count(tmp_path: Path, clips: Path) -> None:
-    """A view with fewer frames fails the session, every view's count named; nothing written."""
-    with session_fw(tmp_path) as fw:
-        fw.start()
-        for view in ("back", "mid", "top"):
-            drop(fw, clips / f"minimal_{view}.mp4", f"minimal_{view}.mp4")
-        drop(fw, clips / "side55.mp4", "minimal_side.mp4")
-        status = fw.wait_state("videos", "minimal")
-        assert "failed" == status["state"], status
-        assert "back 60, mid 60, side 55, top 60" in status["message"]
-        assert not (fw.project / "labeled-data" / "minimal_side").exists()
-        assert (fw.failed("videos") / "minimal_side.mp4").is_file()
-
-
-def test_offsets_sidecar_maps_each_view_to_its_own_frames(tmp_path: Path, clips: Path) -> None:
-    """With offsets, each view's folder holds its own frame numbers of the same moments."""
+def test_view_counts_must_match_unless_offsets_are_given(tmp_path: Path, clips: Path) -> None:
+    """A shorter view fails its session naming every count; with offsets each view's folder
+    holds its own frame numbers of the same moments (two sessions, one daemon)."""
     with session_fw(tmp_path) as fw:
         fw.start()
         (fw.root / "src").mkdir(parents=True)
-        sidecar = fw.root / "src" / "minimal.json"
+        sidecar = fw.root / "src" / "shifted.json"
         sidecar.write_text(json.dumps({"offsets": {"back": 5, "mid": 5, "top": 5}}))
-        os.replace(sidecar, fw.inbox("videos") / "minimal.json")
-        for view in ("back", "mid", "top"):
-            drop(fw, clips / f"minimal_{view}.mp4", f"minimal_{view}.mp4")
-        drop(fw, clips / "side55.mp4", "minimal_side.mp4")
-        status = fw.wait_state("videos", "minimal")
+        os.replace(sidecar, fw.inbox("videos") / "shifted.json")
+        for session in ("short", "shifted"):
+            for view in ("back", "mid", "top"):
+                drop(fw, clips / f"minimal_{view}.mp4", f"{session}_{view}.mp4")
+            drop(fw, clips / "side55.mp4", f"{session}_side.mp4")
+
+        status = fw.wait_state("videos", "short")
+        assert "failed" == status["state"], status
+        assert "back 60, mid 60, side 55, top 60" in status["message"]
+        assert not (fw.project / "labeled-data" / "short_side").exists()
+        assert (fw.failed("videos") / "short_side.mp4").is_file()
+
+        status = fw.wait_state("videos", "shifted")
         assert "complete" == status["state"], status
-        side = selected(fw.bundle("minimal_side"))
-        top = selected(fw.bundle("minimal_top"))
+        side = selected(fw.bundle("shifted_side"))
+        top = selected(fw.bundle("shifted_top"))
         assert [i + 5 for i in side] == top
-        assert_exact_frames(fw.bundle("minimal_side"), clips / "side55.mp4")
-        assert_exact_frames(fw.bundle("minimal_top"), clips / "minimal_top.mp4")
+        assert_exact_frames(fw.bundle("shifted_side"), clips / "side55.mp4")
+        assert_exact_frames(fw.bundle("shifted_top"), clips / "minimal_top.mp4")
         original_side = decode_all(clips / "minimal_side.mp4")
         for index in side:  # side55's frame i is frame i + 5 of the uncut side view
-            png = cv2.imread(str(fw.bundle("minimal_side") / f"img{index:08d}.png"))
+            png = cv2.imread(str(fw.bundle("shifted_side") / f"img{index:08d}.png"))
             assert float(np.abs(png.astype(int) - original_side[index + 5]).mean()) < 3.0
-        record = json.loads((fw.bundle("minimal_side") / "session.json").read_text())
+        record = json.loads((fw.bundle("shifted_side") / "session.json").read_text())
         assert 0 == record["views"]["side"]["offset"] and 5 == record["views"]["top"]["offset"]
         assert record["views"]["top"]["frames"] == top
 

@@ -404,6 +404,10 @@ def publish_session(
 
 def status_fields(session: str, result: HandlerResult) -> dict[str, Any]:
     """What a done session's status adds: its views and their folders."""
-    views = list(result.report.get("views", []))
+    added = list(result.report.get("views", []))
+    views = list(result.report.get("session_views", added))
     bundles = [f"labeled-data/{view_folder(session, view)}" for view in views]
-    return {"views": views, "bundles": bundles, "bundle": bundles[0] if bundles else ""}
+    fields: dict[str, Any] = {"views": views, "bundles": bundles, "bundle": bundles[0]}
+    if views != added:  # a late view: the session was done before with the others
+        fields["views_added"] = added
+    return fields

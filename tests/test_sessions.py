@@ -160,12 +160,15 @@ def test_sidecar_goes_without_a_view_and_the_late_view_gets_the_same_frames(
 
         drop(fw, clips / "minimal_back.mp4", "minimal_back.mp4")
         fw.wait_for(
-            lambda: (s := fw.status("videos", "minimal")) and s.get("views") == ["back"] and s,
+            lambda: (
+                (s := fw.status("videos", "minimal")) and s.get("views_added") == ["back"] and s
+            ),
             60,
             "the late view to be done",
         )
         status = fw.wait_state("videos", "minimal")
         assert "complete" == status["state"], status
+        assert ["mid", "side", "top", "back"] == status["views"]
         assert first == selected(fw.bundle("minimal_back"))
         assert_exact_frames(fw.bundle("minimal_back"), clips / "minimal_back.mp4")
         record = json.loads((fw.bundle("minimal_back") / "session.json").read_text())

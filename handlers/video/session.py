@@ -304,6 +304,7 @@ def handle_session(
         report={
             "method": record["method"],
             "views": list(scans),
+            "session_views": [*options.recorded_counts, *scans],
             "frame_counts": counts,
             "offsets": {view: options.offsets.get(view, 0) for view in scans},
             "frames_by_view": {view: data["frames"] for view, data in record["views"].items()},

@@ -1,0 +1,101 @@
+"""One choice of frames for a multi-view session: from all views together, or from one view.
+
+    python -m tests.benchmarks.bench_sessions [--n 10 20]
+
+On ../shared/data/multiview-mouse (four real views of one session, 120 frames each, a SLEAP
+model's predictions for every frame of every view as the pose, in the animal's own frame as in
+bench_families), every method chooses N common frames, and each view's pose coverage is
+measured (mean distance in px from every frame's pose to the nearest chosen pose; lower is
+better). Methods:
+
+- ``uniform``: evenly spaced;
+- ``first view, known``: the Lightning Pose app's way (bench_diversity.known_approach) on
+  one view, its frames used for all (what the app does); averaged over which view is first;
+- ``first view, ours``: framewatch's single-video choice on one view, used for all; averaged
+  over which view is first;
+- ``joint (ours)``: handlers.video.session, every view's features side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from handlers import frames
+from handlers.options import frame_window
+from handlers.video.features import FrameReducer
+from handlers.video.session import SessionOptions, choose_session_frames
+from tests.benchmarks.bench_diversity import (
+    CONTEXT,
+    Case,
+    choose_ours,
+    known_approach,
+    measure,
+    read_small_frames,
+)
+from tests.benchmarks.bench_families import real_cases
+
+VIEWS = ("top", "side", "back", "mid")
+
+
+def view_cases() -> dict[str, Case]:
+    """The four multiview-mouse views with their poses (bench_families' real cases)."""
+    cases = {c.name.split()[1]: c for c in real_cases() if c.name.startswith("multiview")}
+    return {view: cases[view] for view in VIEWS if view in cases}
+
+
+def coverage(cases: dict[str, Case], chosen: list[int]) -> dict[str, float]:
+    """Each view's coverage mean for one set of common frames."""
+    return {view: measure(case, chosen)["cov_mean"] for view, case in cases.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, nargs="+", default=[10, 20])
+    args = parser.parse_args()
+    cases = view_cases()
+    if len(cases) < 2:
+        raise SystemExit("../shared/data/multiview-mouse is absent")
+    scans = {
+        view: frames.scan_video(case.path, reduce=FrameReducer()) for view, case in cases.items()
+    }
+    small = {view: read_small_frames(case.path) for view, case in cases.items()}
+    length = min(scan.frame_count for scan in scans.values())
+    lo, hi = frame_window(length, (0.0, 1.0), CONTEXT)
+    rows = []
+    for n in args.n:
+        options = SessionOptions(
+            session="minimal",
+            files={view: case.path.name for view, case in cases.items()},
+            frames_per_video=n,
+            frame_range=(0.0, 1.0),
+            context_frames=CONTEXT,
+        )
+        with threadpool_limits(limits=1):
+            picks: dict[str, list[dict[str, float]]] = {
+                "uniform": [coverage(cases, [round(x) for x in np.linspace(lo, hi - 1, n)])],
+                "first view, known": [
+                    coverage(cases, known_approach(small[v], range(lo, hi), n, 0)) for v in cases
+                ],
+                "first view, ours": [coverage(cases, choose_ours(scans[v], n)) for v in cases],
+                "joint (ours)": [
+                    coverage(cases, choose_session_frames(scans, options, length).frames)
+                ],
+            }
+        for method, runs in picks.items():
+            per_view = {view: statistics.mean(run[view] for run in runs) for view in cases}
+            worst = statistics.mean(max(run.values()) for run in runs)
+            rows.append((n, method, per_view, statistics.mean(per_view.values()), worst))
+    views = list(cases)
+    print("| N | method | " + " | ".join(views) + " | mean of views | worst view |")
+    print("| ---: | --- | " + " | ".join("---:" for _ in views) + " | ---: | ---: |")
+    for n, method, per_view, mean, worst in rows:
+        cells = " | ".join(f"{per_view[v]:.2f}" for v in views)
+        print(f"| {n} | {method} | {cells} | {mean:.2f} | {worst:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

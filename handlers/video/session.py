@@ -14,6 +14,7 @@ frame counts the session recorded.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 from threadpoolctl import threadpool_limits
 
@@ -38,6 +40,7 @@ METHOD = (
     "k-means for half the frames, farthest points for the rest"
 )
 SESSION_JSON = "session.json"
+EMPTY_TILE: npt.NDArray[np.uint8] = np.zeros((1, 1, 3), dtype=np.uint8)
 SCAN_SHARE = 0.7
 
 
@@ -229,18 +232,41 @@ def export_view(
     wanted: list[int],
     folder: Path,
     progress: Callable[[float], None],
+    tiles: dict[int, npt.NDArray[np.uint8]],
 ) -> list[str]:
-    """Export ``wanted`` frames of one view into ``folder``; the names written."""
+    """Export ``wanted`` frames of one view into ``folder``; the names written.
+
+    ``tiles`` gets the contact-sheet tile of every frame whose index is a key of it.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     written: list[str] = []
 
-    def write(index: int, image: np.ndarray[Any, np.dtype[np.uint8]]) -> None:
+    def write(index: int, image: npt.NDArray[np.uint8]) -> None:
         name = bundle.frame_filename(index)
         bundle.write_png(folder / name, image)
         written.append(name)
+        if index in tiles:
+            tiles[index] = report.sheet_tile(image)
 
     frames.export_frames(path, wanted, write, progress, timestamps=scan.timestamps)
     return written
+
+
+def view_selection(
+    choice: selection.Selection | None, chosen: list[int], offset: int
+) -> selection.Selection:
+    """The session's choice in one view's own frame numbers, for that view's report."""
+    if choice is None:  # a late view: nothing was chosen here
+        return selection.Selection([c + offset for c in chosen], 0, [], [], *NO_MEASURES)
+    return dataclasses.replace(
+        choice,
+        frames=[c + offset for c in chosen],
+        flicker=[c + offset for c in choice.flicker],
+        intrusion=[c + offset for c in choice.intrusion],
+    )
+
+
+NO_MEASURES = (math.inf, math.inf, 0.0)
 
 
 def handle_session(
@@ -283,13 +309,20 @@ def handle_session(
         offset = options.offsets.get(view, 0)
         folder = staging / view_folder(options.session, view)
         share = (1 - SCAN_SHARE) / len(scans)
+        tiles = {c + offset: EMPTY_TILE for c in chosen}
         names = export_view(
             paths[view],
             scan,
             [c + offset for c in wanted],
             folder,
             part_of(progress, SCAN_SHARE + share * number, share, f"writing frames of {view}"),
+            tiles,
         )
+        parameters = {**record["parameters"], "view": view}
+        view_record = report.selection_record(
+            str(record["method"]), parameters, view_selection(choice, chosen, offset), scan
+        )
+        names += report.write_report(folder, view_record, tiles, view in options.dated_views)
         names.append(bundle.write_selected_csv(folder, [c + offset for c in chosen]))
         json_name = SESSION_JSON
         if view in options.dated_views:

@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from handlers.bundle import frame_index
 from tests.harness import Framewatch, shared_file
 
 VIEWS = ("back", "mid", "side", "top")
@@ -134,6 +135,9 @@ def test_views_dropped_apart_settle_as_one_session(tmp_path: Path, clips: Path) 
             assert (fw.project / "videos" / f"minimal_{view}.mp4").is_file()
         record = json.loads((fw.bundle("minimal_top") / "session.json").read_text())
         assert chosen[0] == record["frames"]
+        report = json.loads((fw.bundle("minimal_side") / "selection.json").read_text())
+        assert chosen[0] == [frame["index"] for frame in report["frames"]]
+        assert (fw.bundle("minimal_side") / "contact_sheet.png").is_file()
         assert {view: FRAMES for view in VIEWS} == {
             view: data["frame_count"] for view, data in record["views"].items()
         }
@@ -249,10 +253,12 @@ def test_app_project_gets_one_aligned_queue_per_view(tmp_path: Path, clips: Path
             assert 3 == len(header) and "nose" in header[1]
             lines = (fw.project / f"CollectedData_{view}.unlabeled.jsonl").read_text().splitlines()
             queues[view] = [json.loads(line)["frame_path"] for line in lines]
-            assert {".png"} == {p.suffix for p in fw.bundle(f"minimal_{view}").iterdir()}
+            names = [p.name for p in fw.bundle(f"minimal_{view}").iterdir()]
+            assert all(frame_index(name) is not None for name in names), names
             for path in queues[view]:
                 assert (fw.project / path).is_file(), path
         assert 4 == len(queues["top"])
         assert [p.replace("minimal_top", "minimal_side") for p in queues["top"]] == queues["side"]
         assert not (fw.project / "CollectedData.csv").exists()
-        assert (fw.project / "framewatch" / "minimal_top" / "session.json").is_file()
+        for name in ("session.json", "selected_frames.csv", "contact_sheet.png"):
+            assert (fw.project / "framewatch" / "minimal_top" / name).is_file(), name

@@ -188,7 +188,9 @@ class SessionGate:
         if session not in self.first_seen:
             status = self.status.read(KIND, session) or {}
             since = status.get("waiting_since")
-            keep = status.get("state") == ARRIVING and isinstance(since, str)
+            keep = (
+                status.get("state") == ARRIVING and isinstance(since, str) and since.endswith("Z")
+            )
             self.first_seen[session] = str(since) if keep else utc_now()
         return self.first_seen[session]
 
@@ -196,7 +198,10 @@ class SessionGate:
         limit_h = self.settings.sessions.max_wait_h
         if limit_h <= 0:
             return False
-        started = datetime.strptime(since, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        try:
+            started = datetime.strptime(since, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        except ValueError:  # a status file edited by hand: wait from now on
+            return False
         return (datetime.now(UTC) - started).total_seconds() >= limit_h * 3600
 
     def fail_later(

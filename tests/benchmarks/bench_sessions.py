@@ -1,11 +1,13 @@
 """One choice of frames for a multi-view session: from all views together, or from one view.
 
-    python -m tests.benchmarks.bench_sessions [--n 10 20]
+    python -m tests.benchmarks.bench_sessions [--n 10 20] [--seeds 0 1]
 
-On ../shared/data/multiview-mouse (four real views of one session, 120 frames each, a SLEAP
-model's predictions for every frame of every view as the pose, in the animal's own frame as in
-bench_families), every method chooses N common frames, and each view's pose coverage is
-measured (mean distance in px from every frame's pose to the nearest chosen pose; lower is
+First on rendered two-camera sessions (multiview_render.py: known 3-D poses, rare poses that
+only one camera sees; rare recall over all eight visits), then on the four real views of
+../shared/data/multiview-mouse (120 frames each, a SLEAP model's predictions for every frame
+of every view as the pose, in the animal's own frame as in bench_families). Every method
+chooses N common frames, and each view's pose coverage is measured (mean distance in px from
+every frame's pose to the nearest chosen pose; lower is
 better). Methods:
 
 - ``uniform``: evenly spaced;

@@ -1,9 +1,11 @@
 """Choosing one set of frames for several synchronized views: pure functions over arrays.
 
 Every view is embedded on its own (``selection.embed_frames``, scaled so that each view's
-mean squared distance from its centre is 1) and the embeddings are put side by side, so each
-camera weighs the same: a pose that only one camera sees well still moves a frame away from
-the others. A frame that is a distractor (flicker, a hand) in any view is set aside in all.
+mean squared distance from its centre is 1). The common poses come from k-means on the
+embeddings side by side (each camera weighs the same); the rare ones from farthest-point
+picks where two moments are as far apart as they are in the view where they differ most, so a
+pose only one camera sees counts in full instead of being diluted by the other views' noise.
+A frame that is a distractor (flicker, a hand) in any view is set aside in all.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ import numpy.typing as npt
 
 from handlers.video.selection import (
     Selection,
-    choose_diverse_rows,
     distractor_rows,
     embed_frames,
+    nearest_to_centres,
     spread_measures,
 )
 
@@ -100,6 +102,30 @@ def joint_embedding(views: Sequence[npt.NDArray[np.uint8]]) -> npt.NDArray[np.fl
     return np.hstack([embed_frames(features) for features in views]).astype(np.float32)
 
 
+def distance_in_any_view(
+    views: Sequence[npt.NDArray[np.float32]], row: int
+) -> npt.NDArray[np.float32]:
+    """Every row's distance to ``row``: the largest over the views' embeddings."""
+    return np.max([np.linalg.norm(view - view[row], axis=1) for view in views], axis=0)
+
+
+def farthest_in_any_view(
+    views: Sequence[npt.NDArray[np.float32]], chosen: Sequence[int], n: int
+) -> list[int]:
+    """Add rows, each the farthest (``distance_in_any_view``) from all chosen so far, up to n."""
+    picked = list(dict.fromkeys(chosen)) or [0]
+    rows = views[0].shape[0]
+    gap = np.full(rows, np.inf, dtype=np.float32)
+    for row in picked:
+        gap = np.minimum(gap, distance_in_any_view(views, row))
+    while len(picked) < min(n, rows):
+        gap[picked] = -1.0
+        row = int(np.argmax(gap))
+        picked.append(row)
+        gap = np.minimum(gap, distance_in_any_view(views, row))
+    return picked
+
+
 def joint_distractors(
     views: Sequence[npt.NDArray[np.uint8]], indices: npt.NDArray[np.int64]
 ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
@@ -131,8 +157,10 @@ def select_joint_frames(
     if int(usable.sum()) < n:
         usable = ~flicker if int((~flicker).sum()) >= n else np.ones_like(usable)
     rows = np.flatnonzero(usable)
-    embedding = joint_embedding([features[rows] for features in views])
-    picked = choose_diverse_rows(embedding, n, seed)
+    embeddings = [embed_frames(features[rows]) for features in views]
+    embedding = np.hstack(embeddings).astype(np.float32)
+    common = nearest_to_centres(embedding, (n + 1) // 2, seed)
+    picked = farthest_in_any_view(embeddings, common, n)
     mean, worst, redundancy = spread_measures(embedding, picked)
     return Selection(
         frames=sorted(int(indices[rows[row]]) for row in picked),

@@ -36,8 +36,8 @@ from handlers.outcome import HandlerResult, IncompleteInput, InputError, Progres
 
 METHOD = (
     "every view embedded as for one video (turned silhouette plus the frame against the median "
-    "scene), the views side by side with equal weight; distractors in any view set aside; "
-    "k-means for half the frames, farthest points for the rest"
+    "scene); distractors in any view set aside; k-means on the views side by side for half "
+    "the frames, farthest points in whichever view two moments differ most for the rest"
 )
 SESSION_JSON = "session.json"
 EMPTY_TILE: npt.NDArray[np.uint8] = np.zeros((1, 1, 3), dtype=np.uint8)

@@ -7,6 +7,7 @@ key instead of a silently ignored line.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -145,6 +146,29 @@ class Sweep(_Section):
         return value
 
 
+class Sessions(_Section):
+    """Multi-view sessions: ``<session>_<view>.<ext>`` files of one session are taken together."""
+
+    # The camera names; empty = the view_names of a Lightning Pose app project's project.yaml.
+    view_names: list[str] = []
+    # A session still missing views this long after its first view was seen fails, naming
+    # them (its files are kept in failed/videos/); 0 = wait for ever.
+    max_wait_h: float = Field(24.0, ge=0)
+
+    @field_validator("view_names")
+    @classmethod
+    def _plain_names(cls, value: list[str]) -> list[str]:
+        bad = [name for name in value if not re.fullmatch(r"[A-Za-z0-9.-]+", name)]
+        if bad:
+            raise ValueError(
+                f"expected view names of letters, digits, '.' and '-' (no '_', which splits "
+                f"<session>_<view>), but got {bad}"
+            )
+        if len(set(value)) != len(value):
+            raise ValueError(f"expected distinct view names, but got {value}")
+        return value
+
+
 class _DictSource(PydanticBaseSettingsSource):
     """Feeds an already parsed TOML document to pydantic-settings, below the environment."""
 
@@ -175,6 +199,7 @@ class Settings(BaseSettings):
     workers: Workers = Workers()
     retry: Retry = Retry()
     sweep: Sweep = Sweep()
+    sessions: Sessions = Sessions()
 
     @classmethod
     def settings_customise_sources(

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from daemon import labelers
+from daemon import labelers, sessions
 from daemon import status as st
 from daemon.atomic import read_json, write_json_atomic
 from daemon.claim import (
@@ -112,6 +112,7 @@ class Daemon:
         self.retry_draw = random.random
         self.stop_reason = ""
         self.tracker = SettleTracker(self.settings.watch.settle_s)
+        self.sessions = sessions.SessionGate(self.settings, self.status, self.log)
         self.executor = make_executor(self.settings.workers, lambda: self.wake.set())
         self.executor_problem: str | None = None
         self.told_about_problem: set[tuple[str, str]] = set()
@@ -340,7 +341,9 @@ class Daemon:
                 self.log.warning(
                     "inbox unreadable", kind=kind_name, inbox=str(inbox), error=str(exc)
                 )
-        settled = self.tracker.observe(found, now)
+        settled = self.sessions.observe(self.tracker, found, now, self.busy_names())
+        for arrival, problems in self.sessions.take_expired():
+            self.fail_unclaimed(arrival, problems)
         self.tell_unfilled({a.key: a for a in found})
         fresh = {a.key: a for a in settled if a.key not in self.running}
         for key, arrival in fresh.items():
@@ -422,12 +425,15 @@ class Daemon:
                 return
             kind = KINDS[item.kind]
             bundle = self.settings.folder("project") / "labeled-data" / item.name
-            options = kind.build_options(self.settings, read_sidecar(item.files), bundle)
+            handler, options = sessions.plan_job(self.settings, item) or (
+                kind.handler,
+                kind.build_options(self.settings, read_sidecar(item.files), bundle),
+            )
             clear_staging(item)
             job = Job(
                 kind=item.kind,
                 name=item.name,
-                handler=kind.handler,
+                handler=handler,
                 files=tuple(item.files),
                 options=options,
                 folder=item.folder,
@@ -488,6 +494,9 @@ class Daemon:
         folders (a cluster may run a job twice) are never published.
         """
         log = self.log.bind(kind=item.kind, name=item.name)
+        if sessions.claimed_views(self.settings, item) is not None:
+            self.finish_session(item, result, staging)
+            return
         try:
             if input_changed(item):  # written to after the claim: this result is of a part
                 self.resettle(item)
@@ -521,6 +530,43 @@ class Daemon:
             report=result.report,
         )
         log.info("complete", frames_selected=len(result.selected), warnings=warnings)
+
+    def finish_session(self, item: ClaimedItem, result: HandlerResult, staging: Path) -> None:
+        """``finish`` for a multi-view session: every view's folder (daemon/sessions.py)."""
+        try:
+            if input_changed(item):
+                self.resettle(item)
+                return
+            published = sessions.publish_session(self.settings, item, result, staging)
+            release(item)
+        except Exception as exc:  # noqa: BLE001 - one item's failure must never stop the loop
+            self.handle_failure(item, exc)
+            return
+        self.completed_count += 1
+        fields = sessions.status_fields(item.name, result)
+        warnings = [*result.warnings, *published]
+        self.record(
+            item.kind,
+            item.name,
+            st.COMPLETE,
+            st.DONE_MESSAGE,
+            progress=1.0,
+            frames_selected=len(result.selected),
+            warnings=warnings,
+            report=result.report,
+            **fields,
+        )
+        self.log.info("complete", kind=item.kind, name=item.name, views=fields["views"])
+
+    def busy_names(self) -> set[str]:
+        """Names of the items claimed now (running or waiting for a worker)."""
+        return {r.item.name for r in self.running.values()} | {w.item.name for w in self.waiting}
+
+    def fail_unclaimed(self, arrival: Arrival, problems: list[str]) -> None:
+        """Claim an arrival only to fail it: its files go to failed/, its status says why."""
+        item = self.claim(arrival)
+        if item is not None:
+            self.handle_failure(item, InputError(problems))
 
     def handle_failure(self, item: ClaimedItem, exc: BaseException) -> None:
         """Retry what may pass, with backoff; fail the item, keeping its files, otherwise.

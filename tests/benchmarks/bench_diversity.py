@@ -149,8 +149,9 @@ def measure(case: Case, chosen: list[int]) -> dict[str, float]:
 def synthetic_case(folder: Path, seed: int) -> Case:
     """A rendered pose video for ``seed``."""
     video = render_pose_video(folder / f"pose-seed{seed}.mp4", seed=seed)
-    return Case(f"synthetic seed {seed}", video.path, video.poses, video.distractor,
-                video.rare_visit)
+    return Case(
+        f"synthetic seed {seed}", video.path, video.poses, video.distractor, video.rare_visit
+    )
 
 
 def read_pose_csv(path: Path) -> npt.NDArray[np.float64]:
@@ -185,8 +186,13 @@ def ensemble_case() -> Case | None:
     if not csvs or not video.exists():
         return None
     poses = np.mean([read_pose_csv(path) for path in csvs], axis=0)
-    return Case("mirror-mouse-ensemble (real)", video, poses, np.zeros(len(poses), bool),
-                rare_visits_by_density(poses))
+    return Case(
+        "mirror-mouse-ensemble (real)",
+        video,
+        poses,
+        np.zeros(len(poses), bool),
+        rare_visits_by_density(poses),
+    )
 
 
 # ----- running ----------------------------------------------------------------------------
@@ -337,27 +343,41 @@ def main() -> None:
         large = time_large_choice(synthetic_case(folder, 0))
         print()
         syn_table = summarize(per_case, synthetic)
-        print(format_table(f"Synthetic pose videos, mean over {len(synthetic)} seeds "
-                           "(2400 frames, 320x240)", syn_table, True))
+        print(
+            format_table(
+                f"Synthetic pose videos, mean over {len(synthetic)} seeds (2400 frames, 320x240)",
+                syn_table,
+                True,
+            )
+        )
         real_table = None
         if real is not None:
             real_table = summarize(per_case, [real.name])
             print()
             print(format_table(f"{real.name}, 1000 frames, 8 paws", real_table, False))
         print()
-        print("| video | plain decode s | scan, 32x32 thumbnails only s | scan, FrameReducer s "
-              "| scan / decode | choose s (max over N) |")
+        print(
+            "| video | plain decode s | scan, 32x32 thumbnails only s | scan, FrameReducer s "
+            "| scan / decode | choose s (max over N) |"
+        )
         print("| --- | ---: | ---: | ---: | ---: | ---: |")
         for name, t in timings.items():
-            print(f"| {name} | {t['decode_s']:.2f} | {t['thumbs_s']:.2f} | {t['scan_s']:.2f} | "
-                  f"{t['scan_s'] / t['decode_s']:.2f} | {t['choose_s']:.2f} |")
-        print(f"\nchoose_frames on {large['samples']:.0f} samples (N=50): "
-              f"{large['choose_s']:.2f} s, peak {large['peak_mb']:.0f} MB allocated by Python")
+            print(
+                f"| {name} | {t['decode_s']:.2f} | {t['thumbs_s']:.2f} | {t['scan_s']:.2f} | "
+                f"{t['scan_s'] / t['decode_s']:.2f} | {t['choose_s']:.2f} |"
+            )
+        print(
+            f"\nchoose_frames on {large['samples']:.0f} samples (N=50): "
+            f"{large['choose_s']:.2f} s, peak {large['peak_mb']:.0f} MB allocated by Python"
+        )
         misses = goal_check(syn_table)
         if real_table is not None:
             misses += [f"real: {m}" for m in goal_check(real_table)]
-        print("\ngoal (ours beats known on coverage mean/worst and rare recall at every N, "
-              "fewer distractors):", "met" if not misses else "missed at")
+        print(
+            "\ngoal (ours beats known on coverage mean/worst and rare recall at every N, "
+            "fewer distractors):",
+            "met" if not misses else "missed at",
+        )
         for miss in misses:
             print("  -", miss)
         if args.out:

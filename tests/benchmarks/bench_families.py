@@ -83,8 +83,13 @@ def synthetic(folder: Path, family: str, distract: bool, seed: int) -> Case:
     """One rendered video of ``family``, with or without distractors."""
     name = f"{family}-{'distract' if distract else 'clean'}"
     video = render_pose_video(
-        folder / f"{name}-{seed}.mp4", seed=seed, frames=1200,
-        flickers=6 if distract else 0, hand=distract, dimming=distract, moved_object=distract,
+        folder / f"{name}-{seed}.mp4",
+        seed=seed,
+        frames=1200,
+        flickers=6 if distract else 0,
+        hand=distract,
+        dimming=distract,
+        moved_object=distract,
         **FAMILIES[family],  # type: ignore[arg-type]
     )
     return Case(name, video.path, video.poses, video.distractor, video.rare_visit)
@@ -111,16 +116,20 @@ def real_cases() -> list[Case]:
     cases = []
 
     def add(name: str, video: Path, poses: npt.NDArray[np.float64]) -> None:
-        cases.append(Case(name, video, poses, np.zeros(len(poses), bool),
-                          rare_visits_by_density(poses)))
+        cases.append(
+            Case(name, video, poses, np.zeros(len(poses), bool), rare_visits_by_density(poses))
+        )
 
     openfield = DATA / "openfield" / "m3v1mp4.csv"
     if openfield.exists():
         table = pd.read_csv(openfield, header=[0, 1, 2], index_col=0)
         parts = list(dict.fromkeys(table.columns.get_level_values(1)))
         poses = filled(read_pose_csv(openfield))
-        add("openfield (real)", openfield.with_suffix(".mp4"),
-            own_frame(poses, parts.index("snout"), parts.index("tailbase")))
+        add(
+            "openfield (real)",
+            openfield.with_suffix(".mp4"),
+            own_frame(poses, parts.index("snout"), parts.index("tailbase")),
+        )
     ensemble = sorted((DATA / "mirror-mouse-ensemble").glob("180607_004.rng*.csv"))
     if ensemble:
         poses = np.mean([filled(read_pose_csv(p)) for p in ensemble], axis=0)
@@ -221,16 +230,19 @@ def targets(results: dict[str, list[dict[str, dict[str, float]]]], n: int) -> li
     """Where ours misses a target: rare recall >= 2/3 oracle, coverage <= known, distractors."""
     misses = []
     for name, runs in results.items():
-        mean = {m: {k: statistics.fmean(r[m][k] for r in runs) for k in MEASURES}
-                for m in METHODS}
+        mean = {m: {k: statistics.fmean(r[m][k] for r in runs) for k in MEASURES} for m in METHODS}
         ours, known, best = mean["ours"], mean["known"], mean["oracle"]
         if "real" not in name and ours["rare_recall"] < 2 / 3 * best["rare_recall"]:
-            misses.append(f"{name}: rare recall {ours['rare_recall']:.2f} < 2/3 of oracle "
-                          f"{best['rare_recall']:.2f}")
+            misses.append(
+                f"{name}: rare recall {ours['rare_recall']:.2f} < 2/3 of oracle "
+                f"{best['rare_recall']:.2f}"
+            )
         if ours["cov_mean"] > known["cov_mean"]:
             worse = ours["cov_mean"] / known["cov_mean"] - 1
-            misses.append(f"{name}: coverage {ours['cov_mean']:.2f} px vs known "
-                          f"{known['cov_mean']:.2f} (+{worse:.0%})")
+            misses.append(
+                f"{name}: coverage {ours['cov_mean']:.2f} px vs known "
+                f"{known['cov_mean']:.2f} (+{worse:.0%})"
+            )
         if ours["distractors"] > n / 20:
             misses.append(f"{name}: {ours['distractors']:.2f} distractor frames in {n}")
     return misses

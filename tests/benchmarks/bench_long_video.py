@@ -69,8 +69,7 @@ def generate_video(out: Path, minutes: float, width: int, height: int, fps: floa
         if not target.exists():
             clip = _h264_clip(videos, source, width, height, fps)
             _run_ffmpeg(
-                ["-stream_loop", "-1", "-i", str(clip), "-t", f"{minutes * 60:.3f}",
-                 "-c", "copy"],
+                ["-stream_loop", "-1", "-i", str(clip), "-t", f"{minutes * 60:.3f}", "-c", "copy"],
                 target,
             )
         return target
@@ -92,8 +91,7 @@ def _h264_clip(videos: Path, source: str, width: int, height: int, fps: float) -
         inputs = ["-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate={fps:g}"]
         filters = "noise=alls=12:allf=t"
     _run_ffmpeg(
-        [*inputs, "-t", "60", "-vf", filters, "-pix_fmt", "yuv420p", "-c:v", "libx264",
-         "-an"],
+        [*inputs, "-t", "60", "-vf", filters, "-pix_fmt", "yuv420p", "-c:v", "libx264", "-an"],
         clip,
     )
     return clip
@@ -293,8 +291,17 @@ def measure_child(
     import psutil
 
     staging = Path(tempfile.mkdtemp(prefix=f"staging-{kind}-", dir=out))
-    command = [sys.executable, "-m", "tests.benchmarks.bench_long_video", "--child", kind,
-               "--video", str(video), "--staging", str(staging)]
+    command = [
+        sys.executable,
+        "-m",
+        "tests.benchmarks.bench_long_video",
+        "--child",
+        kind,
+        "--video",
+        str(video),
+        "--staging",
+        str(staging),
+    ]
     if limit is not None:
         command += ["--limit", str(limit)]
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True)
@@ -374,14 +381,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--minutes", type=float, help="generate a video this long instead")
     parser.add_argument("--size", default="640x480", help="generated video size, WxH")
     parser.add_argument("--fps", type=float, default=30.0, help="generated video frame rate")
-    parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "fw-bench",
-                        help="folder for generated videos, staging and results")
-    parser.add_argument("--known-frames", type=int, default=9000,
-                        help="frames the known approach reads (0: skip it)")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="plain/handler pairs to run; the fastest of each is reported")
-    parser.add_argument("--child", choices=["plain", "handler", "spread", "known"],
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "fw-bench",
+        help="folder for generated videos, staging and results",
+    )
+    parser.add_argument(
+        "--known-frames",
+        type=int,
+        default=9000,
+        help="frames the known approach reads (0: skip it)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="plain/handler pairs to run; the fastest of each is reported",
+    )
+    parser.add_argument(
+        "--child", choices=["plain", "handler", "spread", "known"], help=argparse.SUPPRESS
+    )
     parser.add_argument("--staging", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--limit", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -391,8 +411,10 @@ def main(argv: list[str] | None = None) -> None:
     if (args.video is None) == (args.minutes is None):
         parser.error("give exactly one of --video PATH or --minutes M")
     args.out.mkdir(parents=True, exist_ok=True)
-    video = args.video.resolve() if args.video else generate_video(
-        args.out, args.minutes, *parse_size(args.size), args.fps
+    video = (
+        args.video.resolve()
+        if args.video
+        else generate_video(args.out, args.minutes, *parse_size(args.size), args.fps)
     )
     facts = video_facts(video)
     print(f"video: {video} {json.dumps(facts)}", flush=True)
@@ -421,8 +443,12 @@ def main(argv: list[str] | None = None) -> None:
     results = args.out / f"results-{video.stem}.json"
     results.write_text(
         json.dumps(
-            {"video": str(video), "facts": facts, "table": table,
-             "rows": [m.__dict__ for m, _ in rows]},
+            {
+                "video": str(video),
+                "facts": facts,
+                "table": table,
+                "rows": [m.__dict__ for m, _ in rows],
+            },
             indent=2,
         ),
         encoding="utf-8",

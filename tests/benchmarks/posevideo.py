@@ -285,8 +285,13 @@ def render_pose_video(
         image = floor.copy()
         if moved_object:
             corner = box if t < box_moved else (width, height) - box - 30
-            cv2.rectangle(image, tuple(int(v) for v in corner),
-                          tuple(int(v + 24) for v in corner), (70, 80, 90), -1)
+            cv2.rectangle(
+                image,
+                tuple(int(v) for v in corner),
+                tuple(int(v + 24) for v in corner),
+                (70, 80, 90),
+                -1,
+            )
         row = []
         for a in range(animals):
             own = body_keypoints(params[a][t]) * scale

@@ -1,0 +1,98 @@
+"""The pure parts of multi-view sessions: names, sync rules, aligning samples, the joint choice."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from daemon.sessions import split_view
+from handlers.video.joint import (
+    common_length,
+    count_mismatch,
+    median_interval,
+    nearest_rows,
+    rate_mismatch,
+    select_joint_frames,
+)
+
+VIEWS = ["top", "side", "cam-top"]
+
+
+@pytest.mark.parametrize(
+    ("stem", "expected"),
+    [
+        ("mouse1_top", ("mouse1", "top")),
+        ("mouse_1_side", ("mouse_1", "side")),
+        ("m_cam-top", ("m", "cam-top")),  # the longest view name that fits wins
+        ("_top", None),  # no session name
+        ("mouse1top", None),
+        ("mouse1_back", None),
+        ("mouse1_Top", None),  # view names are exact
+    ],
+    ids=lambda value: str(value),
+)
+def test_split_view_finds_the_session_and_view(stem: str, expected: object) -> None:
+    """``<session>_<view>`` splits for a known view only, the longest view name first."""
+    assert expected == split_view(stem, VIEWS)
+
+
+def test_equal_counts_are_in_sync() -> None:
+    """Views with the same frame count pass without offsets."""
+    assert count_mismatch({"top": 60, "side": 60}, {}) is None
+
+
+def test_count_mismatch_names_every_view() -> None:
+    """A mismatch names every view's count and the offsets way out."""
+    problem = count_mismatch({"back": 60, "side": 55, "top": 60}, {})
+    assert problem is not None
+    assert "(back 60, side 55, top 60)" in problem.message
+    assert '"offsets"' in problem.message
+
+
+def test_offsets_allow_different_counts_that_overlap() -> None:
+    """With offsets, counts may differ; the session is the frames every view shares."""
+    assert count_mismatch({"top": 60, "side": 55}, {"top": 5}) is None
+    assert 55 == common_length({"top": 60, "side": 55}, {"top": 5})
+    assert 50 == common_length({"top": 60, "side": 55}, {"top": 10})
+    assert count_mismatch({"top": 60, "side": 55}, {"top": 60}) is not None
+
+
+def test_rates_must_agree_within_one_percent() -> None:
+    """30 and 30.2 frames a second pass; 30 and 25 fail, both rates named."""
+    assert rate_mismatch({"top": 1000 / 30, "side": 1000 / 30.2}) is None
+    problem = rate_mismatch({"top": 1000 / 30, "side": 1000 / 25})
+    assert problem is not None and "top 30.00, side 25.00" in problem.message
+    assert rate_mismatch({"top": 1000 / 30, "side": float("nan")}) is None
+
+
+def test_median_interval_of_timestamps() -> None:
+    """The median step of increasing timestamps; NaN when there is none."""
+    assert 40.0 == median_interval(np.array([0.0, 40.0, 80.0, 121.0, 160.0]))
+    assert np.isnan(median_interval(np.array([0.0])))
+
+
+def test_nearest_rows_aligns_samples_of_different_strides() -> None:
+    """Each wanted frame maps to the row of the nearest sampled frame (a tie: the later)."""
+    sampled = np.array([0, 4, 8, 12], dtype=np.int64)
+    wanted = np.array([0, 1, 3, 6, 7, 13, 20], dtype=np.int64)
+    assert [0, 0, 1, 2, 2, 3, 3] == nearest_rows(sampled, wanted).tolist()
+
+
+def test_joint_choice_counts_a_pose_only_one_view_sees() -> None:
+    """Each view sees a rare pose the other does not: the joint choice takes both, while a
+    choice from the first view alone misses the second view's."""
+    rng = np.random.default_rng(0)
+    frames = 200
+    first = rng.integers(100, 110, size=(frames, 2048), dtype=np.uint8)
+    second = rng.integers(100, 110, size=(frames, 2048), dtype=np.uint8)
+    first[40:50, 1024:1280] = 250  # the animal part: a pose only the first view shows
+    second[150:160, 1280:1536] = 250  # and one only the second view shows
+    indices = np.arange(frames, dtype=np.int64)
+
+    def hits(chosen: list[int], start: int) -> bool:
+        return any(start <= frame < start + 10 for frame in chosen)
+
+    alone = select_joint_frames([first], indices, 3).frames
+    joint = select_joint_frames([first, second], indices, 3).frames
+    assert hits(alone, 40) and not hits(alone, 150), alone
+    assert 3 == len(set(joint)) and hits(joint, 40) and hits(joint, 150), joint

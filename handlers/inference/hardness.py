@@ -44,6 +44,8 @@ SWAP_RATIO = 0.5
 """Two tracks swap between frames when swapping them costs at most this share of keeping them."""
 SWAP_MIN_STEPS = 4.0
 """... and keeping them moves at least this many of the recording's median steps."""
+LIMB_PARTNERS = 3
+"""Nearest keypoints of the same animal each keypoint's limb lengths are measured to."""
 RARE_SHARE = 0.1
 """A signal flagging more of the frames than this weighs less, in proportion (``rarity``)."""
 EPISODE_MAX_FRAMES = 100
@@ -277,6 +279,39 @@ def swap_signal(xy: FloatArray, keypoints: Sequence[str] | None) -> FloatArray:
     return swapped.astype(np.float64)
 
 
+def limb_deviation(xy: FloatArray, keypoints: Sequence[str] | None) -> FloatArray:
+    """Per keypoint, how far its distances to its nearest body partners stray from usual.
+
+    Each keypoint is paired with its ``LIMB_PARTNERS`` nearest keypoints of the same animal
+    (by median distance); the signal is the largest relative deviation of those distances
+    from their medians. A keypoint drifting off, or a nose and tail swapped, stretches its
+    limbs for as long as the error lasts, whatever the animal does meanwhile.
+    """
+    frames, count, _ = xy.shape
+    deviation = np.zeros((frames, count))
+    groups = animal_groups(keypoints) if keypoints is not None else [list(range(count))]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for group in groups:
+            if len(group) < 2:
+                continue
+            part = xy[:: max(1, frames // MAX_FIT_ROWS), group]
+            typical = np.nanmedian(
+                np.linalg.norm(part[:, :, None] - part[:, None, :], axis=-1), axis=0
+            )
+            np.fill_diagonal(typical, np.inf)
+            partners = np.argsort(np.nan_to_num(typical, nan=np.inf), axis=1)
+            for i, keypoint in enumerate(group):
+                for j in partners[i, : min(LIMB_PARTNERS, len(group) - 1)]:
+                    usual = typical[i, j]
+                    if not np.isfinite(usual) or usual <= 0:
+                        continue
+                    length = np.linalg.norm(xy[:, keypoint] - xy[:, group[j]], axis=-1)
+                    stray = np.abs(length - usual) / usual
+                    deviation[:, keypoint] = np.fmax(deviation[:, keypoint], stray)
+    return deviation
+
+
 def low_likelihood(likelihood: FloatArray) -> FloatArray:
     """How far each likelihood dips below its keypoint's usual, on the recording's own scale.
 
@@ -308,7 +343,8 @@ def model_signals(
     ``pca_multiview``) are used as they are; the ones it did not write are computed from the
     keypoints (all but ``pca_multiview``, which needs the camera views). ``jump`` points at
     the glitch frame itself; ``ensemble_spread`` needs two members or more. ``swap`` (needs
-    the keypoint names to tell animals apart) and ``low_likelihood`` hold through episodes.
+    the keypoint names to tell animals apart), ``limb`` and ``low_likelihood`` hold through
+    episodes.
     """
     signals = dict(given or {})
     if "temporal_norm" not in signals:
@@ -321,6 +357,7 @@ def model_signals(
     if members_xy is not None and members_xy.shape[0] > 1:
         signals["ensemble_spread"] = ensemble_spread(members_xy)
     signals["low_likelihood"] = low_likelihood(likelihood)
+    signals["limb"] = limb_deviation(xy, keypoints)
     signals["swap"] = swap_signal(xy, keypoints)
     return signals
 

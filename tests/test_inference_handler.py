@@ -15,7 +15,7 @@ import pytest
 from handlers.inference import InferenceOptions, handle_inference
 from handlers.outcome import HandlerResult, InputError, ignore_progress
 from tests.media import read_barcode, write_barcode_video
-from tests.synthetic_predictions import KEYPOINTS, make_predictions, write_csv
+from tests.synthetic_predictions import KEYPOINTS, clean_predictions, make_predictions, write_csv
 
 FRAMES = 300
 STEM = "mouse1"
@@ -277,3 +277,31 @@ def test_too_few_frames_in_range_fails_with_the_numbers(tmp_path: Path) -> None:
     drop = make_drop(tmp_path / "drop", frames=40, errors_per_kind=0)
     with pytest.raises(InputError, match="holds only 36 frames"):
         run(drop, tmp_path, frames_per_video=50)
+
+
+def test_frames_chosen_inside_long_swaps_when_the_likelihood_says_nothing(
+    tmp_path: Path,
+) -> None:
+    """A 60-frame identity swap and a 40-frame head/tail swap, likelihood low everywhere:
+    most chosen frames fall inside the swaps, and both swaps get frames.
+
+    The known answer of a real model's typical failure: the errors last, so a choice that sees
+    only where a swap starts and ends, or trusts a likelihood below 0.9 on every frame, misses.
+    """
+    frames = 600
+    rng = np.random.default_rng(11)
+    xy, likelihood = clean_predictions(rng, frames, 600.0)
+    identity, head_tail = range(150, 210), range(400, 440)
+    xy[150:210] = np.concatenate([xy[150:210, 4:], xy[150:210, :4]], axis=1)
+    xy[400:440, [0, 3]] = xy[400:440, [3, 0]]
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    write_csv(drop / f"{STEM}.csv", xy, likelihood * 0.1)
+    write_barcode_video(drop / STEM, frames)
+    result, staging = run(drop, tmp_path, frames_per_video=10)
+    chosen = result.selected
+    inside = [f for f in chosen if f in identity or f in head_tail]
+    assert len(inside) >= 7, chosen
+    assert any(f in identity for f in chosen) and any(f in head_tail for f in chosen), chosen
+    for png in (staging / f"img{f:08d}.png" for f in chosen):
+        assert int(png.stem[3:]) == read_barcode(cv2.imread(str(png)))

@@ -458,6 +458,10 @@ def frame_scores(
         )
     if "swap" in signals:
         weights["swap"] = SWAP_SEVERITY * signals["swap"]
+        beside = swap_edges(signals["swap"] > 0)
+        for name in ("temporal_norm", "jump"):
+            if name in weights:
+                weights[name] = np.where(beside, 0.0, weights[name])
     weights["likelihood"] = likelihood_severity(likelihood, likelihood_threshold)
     weights = {name: w * rarity(w) for name, w in weights.items()}
     total = np.sum([w.sum(axis=1) for w in weights.values()], axis=0)
@@ -465,6 +469,19 @@ def frame_scores(
     if closest.size == 0:
         closest = np.zeros(likelihood.shape[0])
     return np.where(total > 0, 1.0 + total, closest), weights
+
+
+def swap_edges(swapped: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+    """Cells just outside a swapped episode (the frame before it starts, the frame after it ends).
+
+    A swap lights up motion signals on both sides of its edges; the frame outside is the right
+    one, so its motion flags belong to the episode and are dropped there.
+    """
+    before = np.zeros_like(swapped)
+    before[:-1] = swapped[1:]
+    after = np.zeros_like(swapped)
+    after[1:] = swapped[:-1]
+    return ~swapped & (before | after)
 
 
 def rarity(weights: FloatArray) -> float:
@@ -594,7 +611,7 @@ def episode_priority(
     for frame in pool:
         rank = seen.get(int(episode[frame]), 0)
         seen[int(episode[frame])] = rank + 1
-        priority[frame] = scores[frame] / (1 + rank)
+        priority[frame] = scores[frame] / np.sqrt(1 + rank)
     return priority
 
 

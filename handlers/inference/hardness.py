@@ -581,20 +581,21 @@ def episodes(flagged: npt.NDArray[np.bool_], gap: int) -> npt.NDArray[np.int64]:
     """Number the error episodes: runs of flagged frames, bridging gaps up to ``gap`` frames.
 
     Every unflagged frame is an episode of its own; one longer than ``EPISODE_MAX_FRAMES``
-    counts as one per that many frames. Vectorized: a new episode starts at every
-    unflagged frame and at every flagged frame more than ``gap`` after the last flagged one.
+    counts as one per that many frames. Vectorized: a flagged frame starts an episode when it
+    is more than ``gap`` frames after the last flagged frame before it.
     """
     frames = np.arange(flagged.size)
     last = np.where(flagged, frames, -(gap + 2))
     np.maximum.accumulate(last, out=last)
     previous = np.concatenate([[-(gap + 2)], last[:-1]])
-    starts = ~flagged | (frames - previous > gap + 1)
-    number = np.cumsum(starts) - 1
-    first = np.flatnonzero(starts)[number]
+    starts = flagged & (frames - previous > gap + 1)
+    number = np.maximum(np.cumsum(starts) - 1, 0)
+    first = np.flatnonzero(starts)[number] if starts.any() else frames
     # A long episode is cut into pieces of EPISODE_MAX_FRAMES, each earning a frame a round.
-    return (
-        number * (flagged.size // EPISODE_MAX_FRAMES + 1) + (frames - first) // EPISODE_MAX_FRAMES
-    )
+    pieces = flagged.size // EPISODE_MAX_FRAMES + 1
+    flagged_number = number * pieces + (frames - first) // EPISODE_MAX_FRAMES
+    alone = (int(starts.sum()) + 1) * pieces + frames
+    return np.where(flagged, flagged_number, alone)
 
 
 def episode_priority(

@@ -326,10 +326,10 @@ def test_a_signal_flagging_most_frames_weighs_less() -> None:
     assert 0.2 == pytest.approx(hardness.rarity(weights))
 
 
-def test_motion_flags_just_outside_a_swap_are_dropped() -> None:
+def test_motion_flags_at_the_edges_of_a_swap_are_dropped() -> None:
     swapped = np.zeros((10, 1), dtype=bool)
     swapped[3:6] = True
-    assert [2, 6] == np.flatnonzero(hardness.swap_edges(swapped)[:, 0]).tolist()
+    assert [2, 3, 5, 6] == np.flatnonzero(hardness.swap_edges(swapped)[:, 0]).tolist()
 
 
 def test_episodes_bridge_short_gaps_and_cut_long_runs() -> None:
@@ -345,4 +345,6 @@ def test_later_frames_of_an_episode_count_less() -> None:
     scores = np.array([9.0, 9.0, 9.0, 4.0])
     episode = np.array([0, 0, 0, 1])
     priority = hardness.episode_priority([0, 1, 2, 3], scores, episode)
-    assert priority.tolist() == pytest.approx([9.0, 9 / np.sqrt(2), 9 / np.sqrt(3), 4.0])
+    decay = hardness.EPISODE_DECAY
+    assert priority.tolist() == pytest.approx([9.0, 9 / 2**decay, 9 / 3**decay, 4.0])
+    assert priority[1] < 9.0

@@ -46,10 +46,20 @@ SWAP_MIN_STEPS = 4.0
 """... and keeping them moves at least this many of the recording's median steps."""
 LIMB_PARTNERS = 3
 """Nearest keypoints of the same animal each keypoint's limb lengths are measured to."""
+LIMB_MIN_SPREAD = 0.1
+"""Limb stretches count in steps of at least this share of the limb: a tracker that repeats
+positions leaves most limbs exactly at their median, and a yardstick of nothing would flag
+every frame that moves."""
+LIMB_SEVERITY_CAP = 4 * SEVERITY_CAP
+"""A limb stretched to several body lengths is a keypoint on another animal or off in the
+arena, the largest errors in pixels: its weight keeps growing further than other flags'."""
 RARE_SHARE = 0.1
 """A signal flagging more of the frames than this weighs less, in proportion (``rarity``)."""
 EPISODE_MAX_FRAMES = 100
 """An error episode longer than this counts as several, so a long one can earn a few frames."""
+EPISODE_DECAY = 0.75
+"""The k-th frame of an episode counts 1 / k ** this: 0.5 lets a far worse episode earn a few
+frames before a barely flagged one its first; 1 spreads the budget more evenly."""
 SWAP_SEVERITY = 3.0
 """Flag weight of each keypoint in a swapped episode (a flag weighs 1 to SEVERITY_CAP)."""
 
@@ -394,10 +404,12 @@ def robust_z(values: FloatArray, min_spread: float = 0.0) -> FloatArray:
     return (values - centre) / np.maximum(robust_spread(values, centre), min_spread)
 
 
-def z_severity(values: FloatArray, z_threshold: float, min_spread: float = 0.0) -> FloatArray:
+def z_severity(
+    values: FloatArray, z_threshold: float, min_spread: float = 0.0, cap: float = SEVERITY_CAP
+) -> FloatArray:
     """Weight of each cell's flag: z / threshold where z > threshold (capped), else 0."""
     ratio = np.nan_to_num(robust_z(values, min_spread), nan=0.0) / z_threshold
-    return np.where(ratio > 1.0, np.minimum(ratio, SEVERITY_CAP), 0.0)
+    return np.where(ratio > 1.0, np.minimum(ratio, cap), 0.0)
 
 
 def likelihood_severity(likelihood: FloatArray, threshold: float) -> FloatArray:
@@ -449,12 +461,18 @@ def frame_scores(
     Returns:
         The score per frame, and each signal's flag weights (for saying why a frame was chosen).
     """
-    special = ("swap", "low_likelihood")
+    special = ("swap", "low_likelihood", "limb")
     graded = {name: values for name, values in signals.items() if name not in special}
-    weights = {name: z_severity(values, z_threshold) for name, values in graded.items()}
+    weights = {
+        name: z_severity(moved(name, values), z_threshold) for name, values in graded.items()
+    }
     if "low_likelihood" in signals:
         weights["low_likelihood"] = z_severity(
             signals["low_likelihood"], z_threshold, LIKELIHOOD_MIN_SPREAD
+        )
+    if "limb" in signals:
+        weights["limb"] = z_severity(
+            signals["limb"], z_threshold, LIMB_MIN_SPREAD, LIMB_SEVERITY_CAP
         )
     if "swap" in signals:
         weights["swap"] = SWAP_SEVERITY * signals["swap"]
@@ -471,17 +489,27 @@ def frame_scores(
     return np.where(total > 0, 1.0 + total, closest), weights
 
 
-def swap_edges(swapped: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
-    """Cells just outside a swapped episode (the frame before it starts, the frame after it ends).
+def moved(name: str, values: FloatArray) -> FloatArray:
+    """Motion signals without exact zeros: a tool that repeats the last position (on fly-pair,
+    four frames in ten) writes steps of 0 that are no motion, and would shrink the yardstick
+    until every real step is flagged."""
+    if name in ("temporal_norm", "jump"):
+        return np.where(values == 0, np.nan, values)
+    return values
 
-    A swap lights up motion signals on both sides of its edges; the frame outside is the right
-    one, so its motion flags belong to the episode and are dropped there.
+
+def swap_edges(swapped: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+    """Cells on either side of where a swap starts or ends.
+
+    A swap makes motion signals (temporal norm, jump) light up at its edges, on both sides:
+    they say no more than the swap itself, and would give an episode's first and last frames
+    the weight of two errors each. So those flags are dropped there.
     """
-    before = np.zeros_like(swapped)
-    before[:-1] = swapped[1:]
-    after = np.zeros_like(swapped)
-    after[1:] = swapped[:-1]
-    return ~swapped & (before | after)
+    before = swapped.copy()
+    before[1:] = swapped[:-1]
+    after = swapped.copy()
+    after[:-1] = swapped[1:]
+    return (swapped != before) | (swapped != after)
 
 
 def rarity(weights: FloatArray) -> float:
@@ -612,7 +640,7 @@ def episode_priority(
     for frame in pool:
         rank = seen.get(int(episode[frame]), 0)
         seen[int(episode[frame])] = rank + 1
-        priority[frame] = scores[frame] / np.sqrt(1 + rank)
+        priority[frame] = scores[frame] / (1 + rank) ** EPISODE_DECAY
     return priority
 
 

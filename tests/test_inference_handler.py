@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -305,3 +306,16 @@ def test_frames_chosen_inside_long_swaps_when_the_likelihood_says_nothing(
     assert any(f in identity for f in chosen) and any(f in head_tail for f in chosen), chosen
     for png in (staging / f"img{f:08d}.png" for f in chosen):
         assert int(png.stem[3:]) == read_barcode(cv2.imread(str(png)))
+    record = json.loads((staging / "selection.json").read_text())
+    assert chosen == [entry["index"] for entry in record["frames"]]
+    for entry in record["frames"]:
+        span = identity if entry["index"] in identity else head_tail
+        if entry["index"] in span:
+            assert "swap" in entry["why"], entry
+            first, last = entry["episode"]
+            # The episode is the swap, give or take a few flagged frames beside it.
+            assert first <= span[0] + 5 and span[-1] - 5 <= last, entry
+            assert last - first < len(span) + 40, entry
+    sheet = cv2.imread(str(staging / "contact_sheet.png"))
+    assert sheet is not None and sheet.shape[0] > 2 * sheet.shape[1] / 5 * 0.8  # two rows
+    assert {"selection.json", "contact_sheet.png"} <= set(result.files)

@@ -51,13 +51,7 @@ from handlers.inference import hardness
 from handlers.inference.predictions import load_predictions
 from tests.active_learning import FloatArray, lightning_pose_app, ours, random_frames
 from tests.harness import SHARED_DATA
-from tests.synthetic_predictions import (
-    KEYPOINTS,
-    PROCESSES,
-    SyntheticEpisodes,
-    make_episodes,
-    write_csv,
-)
+from tests.synthetic_predictions import KEYPOINTS, PROCESSES, SyntheticEpisodes, make_episodes
 
 Chooser = Callable[[FloatArray, FloatArray, int, Sequence[str]], list[int]]
 METHODS: dict[str, Chooser] = {
@@ -223,21 +217,28 @@ print(json.dumps({
 
 
 def hour_of_predictions(folder: Path, rows: int, keypoints: int, models: int) -> None:
-    """Five members' CSVs of ``rows`` frames: animals walking, with noise per member."""
+    """Members' CSVs of ``rows`` frames (two animals of ``keypoints / 2`` keypoints), each
+    member the same motion with its own noise, in the three-header-row layout."""
     rng = np.random.default_rng(0)
     names = [f"{animal}_p{k}" for animal in ("a", "b") for k in range(keypoints // 2)]
     t = np.arange(rows)[:, None]
     base = 300 + 200 * np.sin(t / 500 + np.arange(keypoints)[None] * 0.3)
     xy = np.stack([base, np.roll(base, 1, axis=1)], axis=-1)
+    header = "\n".join(
+        [
+            ",".join(["scorer", *["bench"] * (3 * keypoints)]),
+            ",".join(["bodyparts", *[k for k in names for _ in range(3)]]),
+            ",".join(["coords", *["x", "y", "likelihood"] * keypoints]),
+        ]
+    )
     for member in range(models):
         noisy = xy + rng.normal(0, 1.0, xy.shape)
-        likelihood = rng.uniform(0.8, 1.0, (rows, keypoints))
+        likelihood = rng.uniform(0.8, 1.0, (rows, keypoints, 1))
+        cells = np.concatenate([noisy, likelihood], axis=-1).reshape(rows, 3 * keypoints)
+        table = np.column_stack([np.arange(rows), cells])
         path = folder / f"hour.rng{member}.csv"
-        write_csv(path, noisy, likelihood)
-        # write_csv names keypoints from the synthetic set; rename for 16 keypoints.
-        lines = path.read_text().split("\n")
-        lines[1] = ",".join(["bodyparts", *[k for k in names for _ in range(3)]])
-        path.write_text("\n".join(lines))
+        fmt = ["%d", *["%.3f"] * (3 * keypoints)]
+        np.savetxt(path, table, fmt=fmt, delimiter=",", header=header, comments="")
 
 
 def timing(rows: int, keypoints: int, models: int) -> None:

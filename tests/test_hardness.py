@@ -348,3 +348,14 @@ def test_later_frames_of_an_episode_count_less() -> None:
     decay = hardness.EPISODE_DECAY
     assert priority.tolist() == pytest.approx([9.0, 9 / 2**decay, 9 / 3**decay, 4.0])
     assert priority[1] < 9.0
+
+
+def test_column_quantile_is_nanquantile_column_by_column() -> None:
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(1001, 4))
+    values[rng.random(values.shape) < 0.3] = np.nan
+    values[:, 3] = np.nan
+    for q in (0.5, 0.9):
+        with pytest.warns(RuntimeWarning):
+            expected = np.nanquantile(values, q, axis=0)
+        np.testing.assert_allclose(hardness.column_quantile(values, q), expected)

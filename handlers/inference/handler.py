@@ -38,8 +38,12 @@ from handlers.outcome import HandlerResult, InputError, Progress
 
 PREDICTIONS_CSV = "predictions.csv"
 METHOD = (
-    "flags (likelihood below threshold; robust z above threshold of temporal norm, jump-and-"
-    "return, pose-PCA error, ensemble spread) summed per frame; strongest first, one per "
+    "per keypoint, flags judged against this recording: likelihood below threshold (dropped "
+    "where it fires on most frames) and dips below its own median; robust z above threshold "
+    "of temporal norm and jump-and-return (exact repeats left out), pose-PCA error, ensemble "
+    "spread, limb-length stretch; identity, left/right and head/tail swaps found as whole "
+    "episodes (motion flags at their edges dropped); signals that flag most frames weigh less; "
+    "frames scoring 2+ form episodes, the k-th frame of an episode counts 1/k^0.75; one per "
     "min_spacing_frames, poses close to chosen ones discounted, topped up to exactly N"
 )
 METRIC_SUFFIXES = {

@@ -193,12 +193,13 @@ start, cpu = time.perf_counter(), time.process_time()
 if sys.argv[1] == "pandas":
     import pandas as pd
     frames = [pd.read_csv(p, header=[0, 1, 2], index_col=0) for p in paths]
-    chosen = []
+    chosen, loaded = [], time.process_time() - cpu
 else:
     import numpy as np
     from handlers.inference import hardness
     from handlers.inference.predictions import load_predictions
     members = [load_predictions(p) for p in paths]
+    loaded = time.process_time() - cpu
     xy = np.stack([m.xy for m in members])
     mean = hardness.ensemble_mean(xy)
     likelihood = np.mean([m.likelihood for m in members], axis=0)
@@ -211,6 +212,7 @@ else:
     )
 print(json.dumps({
     "wall_s": time.perf_counter() - start, "cpu_s": time.process_time() - cpu,
+    "load_cpu_s": loaded,
     "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "chosen": len(chosen),
 }))
 """
@@ -265,7 +267,7 @@ def timing(rows: int, keypoints: int, models: int) -> None:
             )
             print(
                 f"   {label:<36} wall {result['wall_s']:>6.1f} s   cpu {result['cpu_s']:>6.1f} s"
-                f"   peak {result['peak_mb']:>6.0f} MB"
+                f" (reading {result['load_cpu_s']:>5.1f} s)   peak {result['peak_mb']:>6.0f} MB"
             )
 
 

@@ -219,6 +219,16 @@ def carry_forward(xy: FloatArray) -> FloatArray:
     return np.take_along_axis(xy, index[:, :, None], axis=0)
 
 
+def distance(a: FloatArray, b: FloatArray) -> FloatArray:
+    """Euclidean distance over the last axis (x, y); ``np.hypot`` is faster than ``norm``."""
+    return np.hypot(a[..., 0] - b[..., 0], a[..., 1] - b[..., 1])
+
+
+def part_mean(values: FloatArray) -> FloatArray:
+    """Mean over parts (axis 1) ignoring NaN; a single part is returned as it is."""
+    return values[:, 0] if values.shape[1] == 1 else np.nanmean(values, axis=1)
+
+
 def swapped_episodes(first: FloatArray, second: FloatArray) -> npt.NDArray[np.bool_]:
     """Frames where two tracks are swapped relative to the rest of the recording.
 
@@ -236,16 +246,8 @@ def swapped_episodes(first: FloatArray, second: FloatArray) -> npt.NDArray[np.bo
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        keep = np.nanmean(
-            np.linalg.norm(first[1:] - first[:-1], axis=-1)
-            + np.linalg.norm(second[1:] - second[:-1], axis=-1),
-            axis=1,
-        )
-        swap = np.nanmean(
-            np.linalg.norm(first[1:] - second[:-1], axis=-1)
-            + np.linalg.norm(second[1:] - first[:-1], axis=-1),
-            axis=1,
-        )
+        keep = part_mean(distance(first[1:], first[:-1]) + distance(second[1:], second[:-1]))
+        swap = part_mean(distance(first[1:], second[:-1]) + distance(second[1:], first[:-1]))
         # Median of the steps that move: a tool that repeats positions writes many zeros.
         moved = keep[keep > 0]
         floor = SWAP_MIN_STEPS * float(np.median(moved)) if moved.size else np.inf

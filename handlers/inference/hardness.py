@@ -92,21 +92,33 @@ def jump_and_return(xy: FloatArray) -> FloatArray:
 def ensemble_spread(members_xy: FloatArray) -> FloatArray:
     """Root-mean-square distance of each member's keypoint from the ensemble mean.
 
+    One member at a time, so an hour of five models needs no copy of all of them at once.
+
     Args:
         members_xy: shape (members, frames, keypoints, 2).
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all members NaN: spread is NaN
-        centre = np.nanmean(members_xy, axis=0)
-        squared = np.sum((members_xy - centre) ** 2, axis=-1)
-        return np.sqrt(np.nanmean(squared, axis=0))
+    centre = ensemble_mean(members_xy)
+    total = np.zeros(members_xy.shape[1:3])
+    count = np.zeros(members_xy.shape[1:3])
+    for member in members_xy:
+        squared = np.sum((member - centre) ** 2, axis=-1)
+        seen = np.isfinite(squared)
+        total += np.where(seen, squared, 0.0)
+        count += seen
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.sqrt(total / count)  # no member there: NaN
 
 
 def ensemble_mean(members_xy: FloatArray) -> FloatArray:
-    """Mean position over ensemble members, ignoring members that have none."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmean(members_xy, axis=0)
+    """Mean position over ensemble members, ignoring members that have none (one at a time)."""
+    total = np.zeros(members_xy.shape[1:])
+    count = np.zeros(members_xy.shape[1:])
+    for member in members_xy:
+        seen = np.isfinite(member)
+        total += np.where(seen, member, 0.0)
+        count += seen
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return total / count
 
 
 def confident_rows(

@@ -36,6 +36,12 @@ def ours(
     return hardness.choose_hard_frames(scores, hardness.pose_features(xy), n, window)
 
 
+def random_frames(xy: FloatArray, likelihood: FloatArray, n: int, seed: int = 0) -> list[int]:
+    """``n`` distinct frames drawn at random inside the handler's window (context margin 2)."""
+    rng = np.random.default_rng(seed)
+    return sorted(rng.choice(np.arange(2, xy.shape[0] - 2), size=n, replace=False).tolist())
+
+
 def lightning_pose_app(
     xy: FloatArray,
     likelihood: FloatArray,
@@ -51,8 +57,8 @@ def lightning_pose_app(
     10 x N highest with a score above 0; k-means on their keypoint coordinates (frames with a
     missing keypoint dropped); take the highest-scoring frame of each cluster.
     """
-    signals = hardness.model_signals(xy, likelihood, 0.9, 0.99)
-    metrics = [signals["temporal_norm"], signals["pca_singleview"]]
+    pca = hardness.pca_reconstruction_error(xy, likelihood, 0.9, 0.99)
+    metrics = [hardness.temporal_norm(xy), *([pca] if pca is not None else [])]
     kept = xy.copy()
     kept[likelihood < likelihood_threshold] = np.nan
     flags_of_moving = []

@@ -70,11 +70,7 @@ def make_predictions(
 ) -> SyntheticPredictions:
     """Predictions for two animals with ``errors_per_kind`` single-frame errors of each kind."""
     rng = np.random.default_rng(seed)
-    parts = [animal_keypoints(*walk(rng, frames, arena)) for _ in range(2)]
-    xy = np.concatenate(parts, axis=1) + rng.normal(0, 0.7, (frames, 8, 2))
-    likelihood = rng.uniform(0.95, 1.0, (frames, 8))
-    occluded = rng.random((frames, 8)) < 0.01
-    likelihood[occluded] = rng.uniform(0.6, 0.95, int(occluded.sum()))
+    xy, likelihood = clean_predictions(rng, frames, arena)
     count = errors_per_kind * len(ERROR_KINDS)
     slots = rng.choice(np.arange(1, frames // 20 - 1), size=count, replace=False) * 20
     slots += rng.integers(-4, 5, size=count)
@@ -83,6 +79,18 @@ def make_predictions(
     for frame, kind in errors.items():
         inject(rng, xy, likelihood, frame, kind)
     return SyntheticPredictions(xy, likelihood, errors)
+
+
+def clean_predictions(
+    rng: np.random.Generator, frames: int, arena: float
+) -> tuple[FloatArray, FloatArray]:
+    """Two animals seen with a little noise and high likelihood, 1% of it a little lower."""
+    parts = [animal_keypoints(*walk(rng, frames, arena)) for _ in range(2)]
+    xy = np.concatenate(parts, axis=1) + rng.normal(0, 0.7, (frames, 8, 2))
+    likelihood = rng.uniform(0.95, 1.0, (frames, 8))
+    occluded = rng.random((frames, 8)) < 0.01
+    likelihood[occluded] = rng.uniform(0.6, 0.95, int(occluded.sum()))
+    return xy, likelihood
 
 
 def inject(
@@ -122,3 +130,78 @@ def write_csv(
         lines.append(",".join([str(frame), *cells]))
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+# ----- error processes: errors that last, as a real model makes them ---------------------------
+
+PROCESSES = ("identity", "left_right", "head_tail", "drift", "occlusion")
+"""Multi-frame errors: animals swapped, ears swapped, nose and tail swapped, one keypoint
+drifting slowly away and snapping back, a keypoint occluded (low likelihood, wandering)."""
+CALIBRATIONS = ("calibrated", "always_low", "always_high", "score_above_1")
+"""How the likelihood is written: as made, x 0.1, 0.99-1 everywhere (errors too), 2.5 x + 0.3."""
+
+
+@dataclass(frozen=True)
+class SyntheticEpisodes:
+    """Predictions with error episodes: ``episodes`` holds (first, one past last, process)."""
+
+    xy: FloatArray
+    likelihood: FloatArray
+    episodes: list[tuple[int, int, str]]
+
+    def recovered(self, chosen: list[int]) -> int:
+        """Episodes with at least one chosen frame inside."""
+        return sum(1 for a, b, _ in self.episodes if any(a <= f < b for f in chosen))
+
+    def in_error(self, chosen: list[int]) -> int:
+        """Chosen frames that fall inside an episode."""
+        return sum(1 for f in chosen if any(a <= f < b for a, b, _ in self.episodes))
+
+
+def make_episodes(
+    processes: tuple[str, ...],
+    calibration: str = "calibrated",
+    frames: int = 3000,
+    count: int = 8,
+    seed: int = 0,
+    lengths: tuple[int, int] = (5, 200),
+) -> SyntheticEpisodes:
+    """``count`` error episodes of the given processes (in turn), each 5-200 frames long,
+    one in each of ``count`` equal slices of the recording, then the likelihood rewritten."""
+    rng = np.random.default_rng(seed)
+    xy, likelihood = clean_predictions(rng, frames, 600.0)
+    slot = frames // count
+    found = []
+    for number in range(count):
+        process = processes[number % len(processes)]
+        length = int(rng.integers(lengths[0], min(lengths[1], slot - 20) + 1))
+        first = number * slot + int(rng.integers(10, slot - length - 9))
+        stop = first + length
+        animal = 4 * int(rng.integers(2))
+        span = slice(first, stop)
+        if process == "identity":
+            xy[span] = np.concatenate([xy[span, 4:], xy[span, :4]], axis=1)
+        elif process == "left_right":
+            xy[span, [animal + 1, animal + 2]] = xy[span, [animal + 2, animal + 1]]
+        elif process == "head_tail":
+            xy[span, [animal, animal + 3]] = xy[span, [animal + 3, animal]]
+        elif process == "drift":
+            keypoint = animal + int(rng.integers(4))
+            angle = rng.uniform(0, 2 * np.pi)
+            ramp = np.linspace(0, rng.uniform(20, 40), length)[:, None]
+            xy[span, keypoint] += ramp * np.array([np.cos(angle), np.sin(angle)])
+            # Only the part more than 10 px off is an error worth a label.
+            first += int(np.searchsorted(ramp[:, 0], 10.0))
+        else:
+            keypoint = animal + int(rng.integers(4))
+            wander = np.cumsum(rng.normal(0, 2.0, (length, 2)), axis=0)
+            xy[span, keypoint] += wander + rng.normal(0, 6.0, (length, 2))
+            likelihood[span, keypoint] = rng.uniform(0.02, 0.4, length)
+        found.append((first, stop, process))
+    if calibration == "always_low":
+        likelihood = likelihood * 0.1
+    elif calibration == "always_high":
+        likelihood = rng.uniform(0.99, 1.0, likelihood.shape)
+    elif calibration == "score_above_1":
+        likelihood = likelihood * 2.5 + 0.3
+    return SyntheticEpisodes(xy, likelihood, found)

@@ -247,3 +247,115 @@ def test_ours_recovers_at_least_as_many_injected_errors_as_the_lightning_pose_ap
         assert found["ours (likelihood threshold 0.9)"] >= max(
             found["LP app (its default threshold 0)"], found["LP app (threshold 0.9)"]
         )
+
+
+# ----- signals that hold through an episode ------------------------------------------------------
+
+
+def two_walkers(frames: int = 300) -> np.ndarray:
+    """Two four-keypoint animals walking apart in parallel, shape (frames, 8, 2)."""
+    body = np.array([[0.0, 10.0], [-4.0, 5.0], [4.0, 5.0], [0.0, -12.0]])
+    t = np.arange(frames, dtype=float)[:, None, None]
+    first = body[None] + np.stack([t[..., 0] * 1.5, 100 + 0 * t[..., 0]], axis=-1)
+    second = body[None] + np.stack([t[..., 0] * 1.5, 200 + 0 * t[..., 0]], axis=-1)
+    noise = np.random.default_rng(3).normal(0, 0.3, (frames, 8, 2))
+    return np.concatenate([first, second], axis=1) + noise
+
+
+NAMES = [f"{animal}_{part}" for animal in ("a", "b") for part in ("nose", "le", "re", "tail")]
+
+
+def test_animals_are_told_apart_by_their_name_prefix() -> None:
+    assert [[0, 1], [2, 3]] == [
+        sorted(g) for g in hardness.animal_groups(["m_h", "m_t", "f_h", "f_t"])
+    ]
+    assert [[0, 1, 2]] == hardness.animal_groups(["snout", "left_ear", "tail_base"])
+    assert [[0, 1, 2]] == hardness.animal_groups(["m_head", "m_tail", "f_head"])
+
+
+def test_carry_forward_fills_a_lost_keypoint_with_its_last_position() -> None:
+    xy = np.array([[[1.0, 2.0]], [[np.nan, np.nan]], [[np.nan, np.nan]], [[5.0, 6.0]]])
+    filled = hardness.carry_forward(xy)
+    assert [[1, 2], [1, 2], [1, 2], [5, 6]] == filled[:, 0].tolist()
+
+
+def test_an_identity_swap_is_found_whole_not_only_at_its_edges() -> None:
+    xy = two_walkers()
+    xy[100:160] = np.concatenate([xy[100:160, 4:], xy[100:160, :4]], axis=1)
+    wrong = hardness.swapped_episodes(xy[:, :4], xy[:, 4:])
+    assert list(range(100, 160)) == np.flatnonzero(wrong).tolist()
+    assert np.all(hardness.swap_signal(xy, NAMES)[100:160] == 1.0)
+
+
+def test_a_head_tail_swap_of_one_animal_is_found_for_those_keypoints_only() -> None:
+    xy = two_walkers()
+    xy[200:240, [4, 7]] = xy[200:240, [7, 4]]
+    swapped = hardness.swap_signal(xy, NAMES)
+    assert np.all(swapped[200:240, [4, 7]] == 1.0)
+    assert 0 == swapped[:, :4].sum() and 0 == swapped[:200].sum() and 0 == swapped[240:].sum()
+
+
+def test_clean_walkers_have_no_swap() -> None:
+    assert 0 == hardness.swap_signal(two_walkers(), NAMES).sum()
+
+
+def test_limb_deviation_grows_while_a_keypoint_drifts_off_its_body() -> None:
+    xy = two_walkers()
+    xy[100:150, 0, 1] += np.linspace(0, 30, 50)
+    limb = hardness.limb_deviation(xy, NAMES)
+    assert limb[149, 0] > 1.0 > 0.4 > limb[:100, 0].max()
+    assert 0.4 > limb[:, 4:].max()
+
+
+def test_low_likelihood_is_judged_on_the_recordings_own_scale() -> None:
+    """A dip from 0.08 to 0.02 counts as much as one from 0.8 to 0.2; a flat score says nothing."""
+    low = np.full((100, 2), 0.08)
+    low[50, 0] = 0.02
+    high = low * 10
+    assert hardness.low_likelihood(low)[50, 0] == pytest.approx(0.75)
+    assert hardness.low_likelihood(high)[50, 0] == pytest.approx(0.75)
+    flat = 0.5 + np.random.default_rng(0).normal(0, 0.001, (100, 2))
+    assert 0 == hardness.z_severity(hardness.low_likelihood(flat), 3.0, 0.05).sum()
+
+
+def test_a_signal_flagging_most_frames_weighs_less() -> None:
+    weights = np.zeros((100, 2))
+    weights[:5, 0] = 1.0
+    assert 1.0 == hardness.rarity(weights)
+    weights[:50, 0] = 1.0
+    assert 0.2 == pytest.approx(hardness.rarity(weights))
+
+
+def test_motion_flags_at_the_edges_of_a_swap_are_dropped() -> None:
+    swapped = np.zeros((10, 1), dtype=bool)
+    swapped[3:6] = True
+    assert [2, 3, 5, 6] == np.flatnonzero(hardness.swap_edges(swapped)[:, 0]).tolist()
+
+
+def test_episodes_bridge_short_gaps_and_cut_long_runs() -> None:
+    flagged = np.zeros(400, dtype=bool)
+    flagged[[10, 12, 14, 30]] = True
+    flagged[100:350] = True
+    number = hardness.episodes(flagged, gap=2)
+    assert number[10] == number[12] == number[14] != number[30]
+    assert number[100] == number[199] != number[200] != number[300]
+
+
+def test_later_frames_of_an_episode_count_less() -> None:
+    scores = np.array([9.0, 9.0, 9.0, 4.0])
+    episode = np.array([0, 0, 0, 1])
+    priority = hardness.episode_priority([0, 1, 2, 3], scores, episode)
+    decay = hardness.EPISODE_DECAY
+    assert priority.tolist() == pytest.approx([9.0, 9 / 2**decay, 9 / 3**decay, 4.0])
+    assert priority[1] < 9.0
+
+
+def test_column_quantile_is_nanquantile_column_by_column() -> None:
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(1001, 4))
+    values[rng.random(values.shape) < 0.3] = np.nan
+    values[:, 3] = np.nan
+    for q in (0.5, 0.9):
+        with pytest.warns(RuntimeWarning):
+            expected = np.nanquantile(values, q, axis=0)
+        np.testing.assert_allclose(hardness.column_quantile(values, q), expected)

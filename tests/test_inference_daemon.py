@@ -15,7 +15,7 @@ import pytest
 
 from tests.harness import Framewatch, copy_slowly, shared_file
 from tests.media import read_barcode, write_barcode_video
-from tests.synthetic_predictions import make_predictions, write_csv
+from tests.synthetic_predictions import KEYPOINTS, make_predictions, write_csv
 
 
 def decoded_frames(video: Path, wanted: set[int]) -> dict[int, np.ndarray]:
@@ -228,4 +228,35 @@ def test_drop_waits_until_every_file_of_it_is_copied(fw: Framewatch) -> None:
     assert 300 == status["report"]["frame_count"]
     for png in fw.bundle("slow").glob("img*.png"):
         assert int(png.stem[3:]) == read_barcode(cv2.imread(str(png)))
+    assert 0 == fw.stop()
+
+
+def test_report_of_an_inference_bundle_in_an_app_project_stays_out_of_labeled_data(
+    fw: Framewatch,
+) -> None:
+    """In a Lightning Pose app project, selection.json and the contact sheet go to
+    framewatch/STEM/ with the CSVs; labeled-data/STEM/ holds frames only, queued with guesses."""
+    fw.project.mkdir(parents=True, exist_ok=True)
+    names = "\n".join(f"  - {name}" for name in KEYPOINTS)
+    (fw.project / "project.yaml").write_text(
+        f"schema_version: 1\nview_names: []\nkeypoint_names:\n{names}\n"
+    )
+    synthetic_drop(fw.root / "src", "mouse3", frames=200)
+    fw.start()
+    for name in ("mouse3.mp4", "mouse3.csv"):
+        (fw.root / "src" / name).rename(fw.inbox("inference") / name)
+    status = fw.wait_state("inference", "mouse3")
+    assert "complete" == status["state"], status
+    assert {p.suffix for p in fw.bundle("mouse3").iterdir()} == {".png"}
+    reports = fw.project / "framewatch" / "mouse3"
+    record = json.loads((reports / "selection.json").read_text())
+    chosen = [int(line[3:11]) for line in (reports / "selected_frames.csv").read_text().split()]
+    assert chosen == [entry["index"] for entry in record["frames"]]
+    assert all(entry["why"] for entry in record["frames"][:3])
+    assert cv2.imread(str(reports / "contact_sheet.png")) is not None
+    queued = [
+        json.loads(line)
+        for line in (fw.project / "CollectedData.unlabeled.jsonl").read_text().splitlines()
+    ]
+    assert 20 == len(queued) and all(entry["predictions"] for entry in queued)
     assert 0 == fw.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 from handlers.inference import InferenceOptions, handle_inference
 from handlers.outcome import HandlerResult, InputError, ignore_progress
 from tests.media import read_barcode, write_barcode_video
-from tests.synthetic_predictions import KEYPOINTS, make_predictions, write_csv
+from tests.synthetic_predictions import KEYPOINTS, clean_predictions, make_predictions, write_csv
 
 FRAMES = 300
 STEM = "mouse1"
@@ -115,8 +116,12 @@ def test_ensemble_disagreement_points_at_the_frame(tmp_path: Path) -> None:
 
 
 def test_metric_file_written_by_the_model_is_used(tmp_path: Path) -> None:
-    """A spike in STEM_temporal_norm.csv at frame 77 makes frame 77 a choice."""
-    drop = make_drop(tmp_path / "drop")
+    """A spike in STEM_temporal_norm.csv at frame 77 of clean predictions makes 77 a choice.
+
+    Clean, because real errors (a swap, a keypoint off its limbs) rightly outrank a metric
+    spike on a frame whose keypoints look fine.
+    """
+    drop = make_drop(tmp_path / "drop", errors_per_kind=0)
     norm = np.full((FRAMES, len(KEYPOINTS)), 1.0) + np.random.default_rng(0).uniform(
         0, 1, (FRAMES, 8)
     )
@@ -273,3 +278,44 @@ def test_too_few_frames_in_range_fails_with_the_numbers(tmp_path: Path) -> None:
     drop = make_drop(tmp_path / "drop", frames=40, errors_per_kind=0)
     with pytest.raises(InputError, match="holds only 36 frames"):
         run(drop, tmp_path, frames_per_video=50)
+
+
+def test_frames_chosen_inside_long_swaps_when_the_likelihood_says_nothing(
+    tmp_path: Path,
+) -> None:
+    """A 60-frame identity swap and a 40-frame head/tail swap, likelihood low everywhere:
+    most chosen frames fall inside the swaps, and both swaps get frames.
+
+    The known answer of a real model's typical failure: the errors last, so a choice that sees
+    only where a swap starts and ends, or trusts a likelihood below 0.9 on every frame, misses.
+    """
+    frames = 600
+    rng = np.random.default_rng(11)
+    xy, likelihood = clean_predictions(rng, frames, 600.0)
+    identity, head_tail = range(150, 210), range(400, 440)
+    xy[150:210] = np.concatenate([xy[150:210, 4:], xy[150:210, :4]], axis=1)
+    xy[400:440, [0, 3]] = xy[400:440, [3, 0]]
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    write_csv(drop / f"{STEM}.csv", xy, likelihood * 0.1)
+    write_barcode_video(drop / STEM, frames)
+    result, staging = run(drop, tmp_path, frames_per_video=10)
+    chosen = result.selected
+    inside = [f for f in chosen if f in identity or f in head_tail]
+    assert len(inside) >= 7, chosen
+    assert any(f in identity for f in chosen) and any(f in head_tail for f in chosen), chosen
+    for png in (staging / f"img{f:08d}.png" for f in chosen):
+        assert int(png.stem[3:]) == read_barcode(cv2.imread(str(png)))
+    record = json.loads((staging / "selection.json").read_text())
+    assert chosen == [entry["index"] for entry in record["frames"]]
+    for entry in record["frames"]:
+        span = identity if entry["index"] in identity else head_tail
+        if entry["index"] in span:
+            assert "swap" in entry["why"], entry
+            first, last = entry["episode"]
+            # The episode is the swap, give or take a few flagged frames beside it.
+            assert first <= span[0] + 5 and span[-1] - 5 <= last, entry
+            assert last - first < len(span) + 40, entry
+    sheet = cv2.imread(str(staging / "contact_sheet.png"))
+    assert sheet is not None and sheet.shape[0] > 2 * sheet.shape[1] / 5 * 0.8  # two rows
+    assert {"selection.json", "contact_sheet.png"} <= set(result.files)

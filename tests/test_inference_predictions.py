@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from handlers.inference import predictions
 from handlers.inference.predictions import load_metric, load_predictions, write_predictions_csv
 from handlers.outcome import InputError
+from tests.harness import shared_file
 
 HEADER = (
     "scorer,m,m,m,m,m,m\n"
@@ -86,3 +89,15 @@ def test_written_predictions_read_back(tmp_path: Path) -> None:
     lines = out.read_text().splitlines()
     assert HEADER.splitlines() == lines[:3]
     assert "labeled-data/s/img00000001.png,5.0000,6.0000,0.8000,,,0.0000" == lines[3]
+
+
+def test_the_fast_parser_reads_a_real_file_as_the_row_by_row_one_does() -> None:
+    """fly-pair (missing keypoints, scores above 1): the same numbers from either parser."""
+    path = shared_file("fly-pair/clip.csv")
+    fast = predictions.clean_body(path, 3, 12)
+    with predictions.open_rows(path) as rows:
+        body = itertools.islice(rows, 3, None)
+        slow, problems = predictions.parse_body(path, body, 12, 4, numbered=True)
+    assert fast is not None and [] == problems
+    np.testing.assert_array_equal(slow, fast)
+    assert np.isnan(fast).any()

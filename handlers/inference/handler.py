@@ -12,7 +12,7 @@ beside the frames, so labeling starts from the model's guess.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
 import handlers.inference.hardness as hardness
+import handlers.inference.report as report
 from handlers import bundle, frames
 from handlers.frames import VIDEO_SUFFIXES
 from handlers.inference.predictions import (
@@ -37,8 +38,12 @@ from handlers.outcome import HandlerResult, InputError, Progress
 
 PREDICTIONS_CSV = "predictions.csv"
 METHOD = (
-    "flags (likelihood below threshold; robust z above threshold of temporal norm, jump-and-"
-    "return, pose-PCA error, ensemble spread) summed per frame; strongest first, one per "
+    "per keypoint, flags judged against this recording: likelihood below threshold (dropped "
+    "where it fires on most frames) and dips below its own median; robust z above threshold "
+    "of temporal norm and jump-and-return (exact repeats left out), pose-PCA error, ensemble "
+    "spread, limb-length stretch; identity, left/right and head/tail swaps found as whole "
+    "episodes (motion flags at their edges dropped); signals that flag most frames weigh less; "
+    "frames scoring 2+ form episodes, the k-th frame of an episode counts 1/k^0.75; one per "
     "min_spacing_frames, poses close to chosen ones discounted, topped up to exactly N"
 )
 METRIC_SUFFIXES = {
@@ -345,17 +350,49 @@ def handle_inference(
         spacing=options.min_spacing_frames,
     )
     progress(SCORE_SHARE, f"writing frames of {output.video.name}")
-    written = export_pngs(output.video, chosen, output.frame_count, options, staging, progress)
+    flags = {f: hardness.describe_flags(f, weights, output.keypoints) for f in chosen}
+    tiles: dict[int, npt.NDArray[np.uint8]] = {}
+    animal = animal_of_keypoint(output.keypoints)
+
+    def keep_tile(index: int, image: npt.NDArray[np.uint8]) -> None:
+        if index in flags:
+            names = {name for found in flags[index].values() for name in found}
+            ringed = [k for k, name in enumerate(output.keypoints) if name in names]
+            reason = report.frame_reason(flags[index], float(scores[index]))
+            title = f"#{index}  score {scores[index]:.1f}"
+            points = combined.xy[index]
+            tiles[index] = report.keypoint_tile(image, points, animal, ringed, reason, title)
+
+    written = export_pngs(
+        output.video, chosen, output.frame_count, options, staging, progress, keep_tile
+    )
     written.append(bundle.write_selected_csv(staging, chosen))
     write_predictions_csv(staging / PREDICTIONS_CSV, options.stem, combined, chosen)
     written.append(PREDICTIONS_CSV)
-    progress(1.0, "bundle written")
-    return HandlerResult(
-        selected=chosen,
-        files=written,
-        warnings=output.warnings,
-        report=build_report(output, scores, weights, chosen, options),
+    summary = build_report(output, scores, flags, weights, chosen, options)
+    record = report.selection_record(
+        METHOD,
+        summary["parameters"],
+        output.video.name,
+        output.frame_count,
+        chosen,
+        scores,
+        flags,
+        options.min_spacing_frames,
     )
+    # A second bundle for the same video must not clash with the first one's report.
+    written += report.write_report(staging, record, tiles, dated=bool(options.exclude_frames))
+    progress(1.0, "bundle written")
+    return HandlerResult(selected=chosen, files=written, warnings=output.warnings, report=summary)
+
+
+def animal_of_keypoint(keypoints: Sequence[str]) -> list[int]:
+    """Which animal each keypoint belongs to (0 when the names do not tell), for colours."""
+    animal = [0] * len(keypoints)
+    for number, group in enumerate(hardness.animal_groups(keypoints)):
+        for k in group:
+            animal[k] = number
+    return animal
 
 
 def export_pngs(
@@ -365,14 +402,19 @@ def export_pngs(
     options: InferenceOptions,
     staging: Path,
     progress: Progress,
+    seen: Callable[[int, npt.NDArray[np.uint8]], None] = lambda index, image: None,
 ) -> list[str]:
-    """Write every chosen frame and its context frames as ``img%08d.png``; their names."""
+    """Write every chosen frame and its context frames as ``img%08d.png``; their names.
+
+    ``seen`` gets every frame exported (for the contact sheet).
+    """
     written: list[str] = []
 
     def write(index: int, image: npt.NDArray[np.uint8]) -> None:
         name = bundle.frame_filename(index)
         bundle.write_png(staging / name, image)
         written.append(name)
+        seen(index, image)
 
     wanted = bundle.with_context(chosen, options.context_frames, frame_count)
     frames.export_frames(
@@ -387,6 +429,7 @@ def export_pngs(
 def build_report(
     output: ModelOutput,
     scores: npt.NDArray[np.float64],
+    flags: dict[int, dict[str, list[str]]],
     weights: dict[str, npt.NDArray[np.float64]],
     chosen: Sequence[int],
     options: InferenceOptions,
@@ -409,7 +452,7 @@ def build_report(
             {
                 "frame": frame,
                 "score": round(float(scores[frame]), 2),
-                "flags": hardness.describe_flags(frame, weights, output.keypoints),
+                "flags": flags[frame],
             }
             for frame in chosen
         ],

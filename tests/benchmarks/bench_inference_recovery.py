@@ -1,117 +1,293 @@
-"""How well the frames chosen from a model's output point at its errors: ours against the app's.
+"""How well the frames chosen from a model's output point at its errors: ours, the known approach
+and random frames, on synthetic error processes and on the real drops.
 
-    python -m tests.benchmarks.bench_inference_recovery [--seeds 5] [--frames 3000]
+    python -m tests.benchmarks.bench_inference_recovery                 # held-out seeds
+    python -m tests.benchmarks.bench_inference_recovery --dev           # development seeds
+    python -m tests.benchmarks.bench_inference_recovery --part real
+    python -m tests.benchmarks.bench_inference_recovery --part timing
 
-Two measures, each printed side by side for our choice (handlers/hardness.py, default
-config), the Lightning Pose app's approach as issue 4 describes it (tests/active_learning.py;
-its default likelihood threshold 0, and 0.9), and frames spread evenly over the video:
+Methods, each on the same arrays in one process: ``ours`` (handlers/inference/hardness.py
+with the default config, given the keypoint names as the handler is); the known approach
+(tests/active_learning.py: likelihood and temporal-norm / pose-PCA flags, frames above the
+median motion, k-means on poses, highest score per cluster) with the app's default
+likelihood threshold 0 and with 0.9; and random frames.
 
-1. Synthetic predictions (tests/synthetic_predictions.py) with single-frame errors injected at
-   known frames (jumps, identity swaps, left/right swaps, low likelihood): the share of
-   injected frames chosen at N = 10, 20, 50, over ``--seeds`` recordings, and per kind at N = 50.
-2. The real five-model ensemble of ../shared/data/mirror-mouse-ensemble, with no ground
-   truth: each model's predictions alone are judged against the median of the other four (a
-   stand-in for the truth). Printed: the mean stand-in error (px) of the chosen frames, the
-   share of them with an error above 10 px and how many frames came back, averaged over models.
+1. ``families``: synthetic recordings (tests/synthetic_predictions.py ``make_episodes``),
+   3000 frames with 8 error episodes of 5-200 frames each, per family: identity swaps,
+   left/right swaps, head/tail swaps, slow drift, occlusion (low likelihood, wandering), and
+   all processes mixed under uncalibrated likelihoods (always low, always high, above 1).
+   Printed per family and N: episodes with a chosen frame inside / possible, and the share of
+   chosen frames that lie in an error. Development seeds (0, 1: tuned against) are separate
+   from held-out seeds (100-104: reported).
+2. ``real``: the real drops in ../shared/data, judged by what can be known without labels.
+   - mirror-mouse-ensemble: each of the five models alone, judged against the median of the
+     other four (a stand-in for the truth): mean stand-in error of the chosen frames (px) and
+     the share of them among the 10% of frames with the largest stand-in error.
+   - fly-pair, openfield, the four multiview-mouse views (no labels, one model): the share of
+     chosen frames where a body is implausible (a keypoint's distance to a body partner more
+     than 1.5 x or less than 0.5 x its median: a keypoint off its animal), and the mean
+     largest such stretch. Ours uses limb lengths among its signals, so this measure favours
+     ours; it says where the chosen frames lie, not how wrong they are.
+3. ``timing``: an hour of predictions (108,000 rows, 16 keypoints, 5 models) scored and
+   chosen (N = 20), beside reading the five CSVs with pandas alone; each in a fresh child
+   process, wall time and peak resident memory.
 
-Nothing is written anywhere; the numbers go to stdout.
+Nothing is written into the repository; the numbers go to stdout.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import json
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 
+from handlers.inference import hardness
 from handlers.inference.predictions import load_predictions
-from tests.active_learning import FloatArray, lightning_pose_app, ours
+from tests.active_learning import FloatArray, lightning_pose_app, ours, random_frames
 from tests.harness import SHARED_DATA
-from tests.synthetic_predictions import ERROR_KINDS, make_predictions
+from tests.synthetic_predictions import KEYPOINTS, PROCESSES, SyntheticEpisodes, make_episodes
 
-Chooser = Callable[[FloatArray, FloatArray, int], list[int]]
+Chooser = Callable[[FloatArray, FloatArray, int, Sequence[str]], list[int]]
 METHODS: dict[str, Chooser] = {
-    "ours": ours,
-    "LP app, threshold 0 (its default)": lightning_pose_app,
-    "LP app, threshold 0.9": lambda xy, lik, n: lightning_pose_app(xy, lik, n, 0.9),
-    "evenly spread": lambda xy, lik, n: (
-        np.linspace(2, xy.shape[0] - 3, n).round().astype(int).tolist()
-    ),
+    "ours": lambda xy, lik, n, names: ours(xy, lik, n, keypoints=names),
+    "known approach, threshold 0": lambda xy, lik, n, names: lightning_pose_app(xy, lik, n),
+    "known approach, threshold 0.9": lambda xy, lik, n, names: lightning_pose_app(xy, lik, n, 0.9),
+    "random": lambda xy, lik, n, names: random_frames(xy, lik, n),
 }
-BAD_PX = 10.0
+SIZES = (10, 20, 50)
+DEV_SEEDS = (0, 1)
+HELD_OUT_SEEDS = (100, 101, 102, 103, 104)
+FAMILIES: dict[str, tuple[tuple[str, ...], str]] = {
+    **{process: ((process,), "calibrated") for process in PROCESSES},
+    "mixed, always-low likelihood": (PROCESSES, "always_low"),
+    "mixed, always-high likelihood": (PROCESSES, "always_high"),
+    "mixed, scores above 1": (PROCESSES, "score_above_1"),
+}
+STRETCH = 0.5
+"""A body partner distance off its median by more than this share counts as implausible."""
 
 
-def synthetic(seeds: int, frames: int) -> None:
-    """Measure 1: share of injected errors recovered."""
-    datasets = [make_predictions(frames=frames, errors_per_kind=10, seed=s) for s in range(seeds)]
-    injected = sum(len(d.errors) for d in datasets)
-    print(f"1. synthetic: {seeds} x {frames} frames, {injected} injected single-frame errors")
+def families(seeds: Sequence[int], frames: int) -> None:
+    """Measure 1: per family, episodes recovered and the share of chosen frames in error."""
     print(
-        f"   {'method':<36}"
-        + "".join(f"{f'N={n}':>16}" for n in (10, 20, 50))
-        + "   per kind at N=50"
+        f"1. families: seeds {list(seeds)}, {frames} frames, 8 episodes of 5-200 frames each; "
+        "cells: episodes recovered / possible, share of chosen frames in an error"
     )
-    for name, choose in METHODS.items():
-        cells, kinds = [], dict.fromkeys(ERROR_KINDS, 0)
-        for n in (10, 20, 50):
-            found = returned = 0
-            for data in datasets:
-                chosen = choose(data.xy, data.likelihood, n)
-                returned += len(chosen)
-                hits = [data.errors[f] for f in chosen if f in data.errors]
-                found += len(hits)
-                if n == 50:
-                    for kind in hits:
-                        kinds[kind] += 1
-            cells.append(f"{found:>4}/{injected} ({returned:>3} back)")
-        per_kind = ", ".join(f"{kind} {count}/{injected // 4}" for kind, count in kinds.items())
-        print(f"   {name:<36}" + "".join(f"{c:>16}" for c in cells) + f"   {per_kind}")
+    print(f"   {'family':<30} {'method':<30}" + "".join(f"{f'N={n}':>16}" for n in SIZES))
+    for family, (processes, calibration) in FAMILIES.items():
+        data = [make_episodes(processes, calibration, frames=frames, seed=seed) for seed in seeds]
+        for name, choose in METHODS.items():
+            cells = [family_cell(data, choose, n) for n in SIZES]
+            print(f"   {family:<30} {name:<30}" + "".join(f"{c:>16}" for c in cells))
+
+
+def family_cell(data: Sequence[SyntheticEpisodes], choose: Chooser, n: int) -> str:
+    found = possible = in_error = returned = 0
+    for recording in data:
+        chosen = choose(recording.xy, recording.likelihood, n, KEYPOINTS)
+        found += recording.recovered(chosen)
+        possible += len(recording.episodes)
+        in_error += recording.in_error(chosen)
+        returned += len(chosen)
+    share = in_error / returned if returned else 0.0
+    return f"{found:>3}/{possible} {share:>4.0%}"
+
+
+# ----- the real drops --------------------------------------------------------------------------
+
+
+def implausible(xy: FloatArray, names: Sequence[str]) -> FloatArray:
+    """Per frame, the largest relative stretch of a body partner distance (see STRETCH)."""
+    return np.nanmax(hardness.limb_deviation(xy, names), axis=1)
 
 
 def real_ensemble() -> None:
-    """Measure 2: stand-in error of the chosen frames on the real ensemble."""
+    """Stand-in error of the chosen frames on the real five-model ensemble."""
     folder = SHARED_DATA / "mirror-mouse-ensemble"
     paths = sorted(folder.glob("180607_004.rng*.csv"))
     if not paths:
-        print(f"2. real ensemble: skipped, {folder} is absent")
+        print(f"   mirror-mouse-ensemble: skipped, {folder} is absent")
         return
     members = [load_predictions(path) for path in paths]
     xy = np.stack([m.xy for m in members])
     print(
-        f"2. real ensemble ({len(members)} models x {xy.shape[1]} frames): each model judged "
-        f"against the median of the others; mean error (px) of the chosen frames / share "
-        f"of them above {BAD_PX:.0f} px"
+        f"   mirror-mouse-ensemble ({len(members)} models x {xy.shape[1]} frames), each model "
+        "against the median of the others: mean stand-in error (px) of the chosen frames / "
+        "share of them among the 10% worst frames"
     )
-    print(f"   {'method':<36}" + "".join(f"{f'N={n} (back)':>22}" for n in (10, 20, 50)))
     errors = []
     for m in range(len(members)):
         stand_in = np.nanmedian(np.delete(xy, m, axis=0), axis=0)
-        errors.append(np.nanmax(np.linalg.norm(xy[m] - stand_in, axis=-1), axis=1))
-    overall = np.mean([float(np.mean(e)) for e in errors])
-    print(f"   {'(every frame)':<36}{overall:>7.1f}")
+        errors.append(np.nanmean(np.linalg.norm(xy[m] - stand_in, axis=-1), axis=1))
+    every = np.mean([float(np.nanmean(e)) for e in errors])
+    print(f"   {'(every frame)':<32}{every:>7.1f}")
     for name, choose in METHODS.items():
         cells = []
-        for n in (10, 20, 50):
-            means, shares, returned = [], [], 0
+        for n in SIZES:
+            means, shares = [], []
             for m, member in enumerate(members):
-                chosen = choose(member.xy, member.likelihood, n)
-                returned += len(chosen)
-                picked = errors[m][chosen] if chosen else np.array([np.nan])
-                means.append(float(np.mean(picked)))
-                shares.append(float(np.mean(picked > BAD_PX)))
-            back = returned / len(members)
-            cells.append(f"{np.mean(means):>6.1f} / {np.mean(shares):>4.0%} ({back:>4.1f})")
-        print(f"   {name:<36}" + "".join(f"{c:>22}" for c in cells))
+                chosen = choose(member.xy, member.likelihood, n, member.keypoints)
+                worst = errors[m] >= np.nanquantile(errors[m], 0.9)
+                means.append(float(np.nanmean(errors[m][chosen])) if chosen else np.nan)
+                shares.append(float(np.mean(worst[chosen])) if chosen else np.nan)
+            cells.append(f"{np.mean(means):>6.1f} / {np.mean(shares):>4.0%}")
+        print(
+            f"   {name:<32}"
+            + "".join(f"{f'N={n} ' + c:>22}" for n, c in zip(SIZES, cells, strict=True))
+        )
+
+
+REAL_SINGLE = {
+    "fly-pair": "fly-pair/clip.csv",
+    "openfield": "openfield/m3v1mp4.csv",
+    **{
+        f"multiview-mouse {v}": f"multiview-mouse/minimal_{v}.csv"
+        for v in ("back", "mid", "side", "top")
+    },
+}
+
+
+def real_single() -> None:
+    """Label-free measures on the real single-model drops."""
+    print(
+        f"   single models, no labels: share of chosen frames with an implausible body "
+        f"(a partner distance off its median by > {STRETCH:.0%}) / mean largest stretch"
+    )
+    for drop, relative in REAL_SINGLE.items():
+        path = SHARED_DATA / relative
+        if not path.is_file():
+            print(f"   {drop}: skipped, {path} is absent")
+            continue
+        model = load_predictions(path)
+        stretch = implausible(model.xy, model.keypoints)
+        share_all = float(np.mean(stretch > STRETCH))
+        print(f"   {drop} ({model.frame_count} frames; every frame {share_all:.0%})")
+        sizes = [n for n in SIZES if n <= model.frame_count // 4]
+        for name, choose in METHODS.items():
+            cells = []
+            for n in sizes:
+                chosen = choose(model.xy, model.likelihood, n, model.keypoints)
+                if not chosen:
+                    cells.append(f"N={n} none chosen")
+                    continue
+                picked = stretch[chosen]
+                cells.append(
+                    f"N={n} {np.mean(picked > STRETCH):>4.0%} / {np.nanmean(picked):>4.2f}"
+                )
+            print(f"     {name:<30}" + "".join(f"{c:>22}" for c in cells))
+
+
+# ----- timing ----------------------------------------------------------------------------------
+
+CHILD = """
+import resource, sys, time, json
+from pathlib import Path
+paths = sorted(Path(sys.argv[2]).glob("hour.rng*.csv"))
+start, cpu = time.perf_counter(), time.process_time()
+if sys.argv[1] == "pandas":
+    import pandas as pd
+    frames = [pd.read_csv(p, header=[0, 1, 2], index_col=0) for p in paths]
+    chosen, loaded = [], time.process_time() - cpu
+else:
+    import numpy as np
+    from handlers.inference import hardness
+    from handlers.inference.predictions import load_predictions
+    members = [load_predictions(p) for p in paths]
+    loaded = time.process_time() - cpu
+    xy = np.stack([m.xy for m in members])
+    mean = hardness.ensemble_mean(xy)
+    likelihood = np.mean([m.likelihood for m in members], axis=0)
+    signals = hardness.model_signals(
+        mean, likelihood, 0.9, 0.99, members_xy=xy, keypoints=members[0].keypoints
+    )
+    scores, _ = hardness.frame_scores(signals, likelihood, 0.9, 3.0)
+    chosen = hardness.choose_hard_frames(
+        scores, hardness.pose_features(mean), 20, (2, mean.shape[0] - 2)
+    )
+print(json.dumps({
+    "wall_s": time.perf_counter() - start, "cpu_s": time.process_time() - cpu,
+    "load_cpu_s": loaded,
+    "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "chosen": len(chosen),
+}))
+"""
+
+
+def hour_of_predictions(folder: Path, rows: int, keypoints: int, models: int) -> None:
+    """Members' CSVs of ``rows`` frames (two animals of ``keypoints / 2`` keypoints), each
+    member the same motion with its own noise, in the three-header-row layout."""
+    rng = np.random.default_rng(0)
+    names = [f"{animal}_p{k}" for animal in ("a", "b") for k in range(keypoints // 2)]
+    t = np.arange(rows)[:, None]
+    base = 300 + 200 * np.sin(t / 500 + np.arange(keypoints)[None] * 0.3)
+    xy = np.stack([base, np.roll(base, 1, axis=1)], axis=-1)
+    header = "\n".join(
+        [
+            ",".join(["scorer", *["bench"] * (3 * keypoints)]),
+            ",".join(["bodyparts", *[k for k in names for _ in range(3)]]),
+            ",".join(["coords", *["x", "y", "likelihood"] * keypoints]),
+        ]
+    )
+    for member in range(models):
+        noisy = xy + rng.normal(0, 1.0, xy.shape)
+        likelihood = rng.uniform(0.8, 1.0, (rows, keypoints, 1))
+        cells = np.concatenate([noisy, likelihood], axis=-1).reshape(rows, 3 * keypoints)
+        table = np.column_stack([np.arange(rows), cells])
+        path = folder / f"hour.rng{member}.csv"
+        fmt = ["%d", *["%.3f"] * (3 * keypoints)]
+        np.savetxt(path, table, fmt=fmt, delimiter=",", header=header, comments="")
+
+
+def timing(rows: int, keypoints: int, models: int) -> None:
+    """Measure 3: ours against pandas reading the same files, each in a fresh process."""
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        hour_of_predictions(folder, rows, keypoints, models)
+        print(
+            f"3. timing: {models} models x {rows} rows x {keypoints} keypoints "
+            f"(CSV {sum(p.stat().st_size for p in folder.iterdir()) / 1e6:.0f} MB in all)"
+        )
+        for what in ("pandas", "ours"):
+            done = subprocess.run(
+                [sys.executable, "-c", CHILD, what, str(folder)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+            label = (
+                "pandas read_csv of the 5 files"
+                if what == "pandas"
+                else "ours: load, score, choose"
+            )
+            print(
+                f"   {label:<36} wall {result['wall_s']:>6.1f} s   cpu {result['cpu_s']:>6.1f} s"
+                f" (reading {result['load_cpu_s']:>5.1f} s)   peak {result['peak_mb']:>6.0f} MB"
+            )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, default=5)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--part", choices=("families", "real", "timing", "all"), default="all")
+    parser.add_argument("--dev", action="store_true", help="development seeds, not held-out")
     parser.add_argument("--frames", type=int, default=3000)
+    parser.add_argument("--rows", type=int, default=108_000)
     args = parser.parse_args()
-    synthetic(args.seeds, args.frames)
-    print()
-    real_ensemble()
+    if args.part in ("families", "all"):
+        families(DEV_SEEDS if args.dev else HELD_OUT_SEEDS, args.frames)
+        print()
+    if args.part in ("real", "all"):
+        print("2. real drops")
+        real_ensemble()
+        real_single()
+        print()
+    if args.part in ("timing", "all"):
+        timing(args.rows, 16, 5)
 
 
 if __name__ == "__main__":

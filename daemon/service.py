@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from daemon import labelers
+from daemon import arriving, labelers
 from daemon import status as st
 from daemon.atomic import read_json, write_json_atomic
 from daemon.claim import (
@@ -112,6 +112,7 @@ class Daemon:
         self.retry_draw = random.random
         self.stop_reason = ""
         self.tracker = SettleTracker(self.settings.watch.settle_s)
+        self.arriving = arriving.ArrivingReporter(self.status, log=self.log)
         self.executor = make_executor(self.settings.workers, lambda: self.wake.set())
         self.executor_problem: str | None = None
         self.told_about_problem: set[tuple[str, str]] = set()
@@ -143,6 +144,7 @@ class Daemon:
         for sub in ("labeled-data", "videos"):
             (project / sub).mkdir(parents=True, exist_ok=True)
         self.status.folder.mkdir(parents=True, exist_ok=True)
+        self.arriving.start()
         self.claims.open()
         for item in self.claims.adopt_orphans():
             self.log.info("adopted", kind=item.kind, name=item.name, folder=str(item.folder))
@@ -286,6 +288,7 @@ class Daemon:
             self.put_back(waiting.item)
         self.waiting.clear()
         self.claims.close()
+        self.arriving.close()
         self.log.info("stopped", completed=self.completed_count, failed=self.failed_count)
 
     def put_back(self, item: ClaimedItem) -> None:
@@ -343,6 +346,7 @@ class Daemon:
         settled = self.tracker.observe(found, now)
         self.tell_unfilled({a.key: a for a in found})
         fresh = {a.key: a for a in settled if a.key not in self.running}
+        self.note_arriving(found, fresh, now)
         for key, arrival in fresh.items():
             if key not in self.settled:
                 self.log.info("settled", kind=arrival.kind, name=arrival.name)
@@ -351,18 +355,25 @@ class Daemon:
                 )
         self.settled = fresh
 
+    def note_arriving(
+        self, found: list[Arrival], fresh: dict[tuple[str, str], Arrival], now: float
+    ) -> None:
+        """Hand what is still being copied to the arriving statuses; settled and taken items
+        are the loop's to record."""
+        owned = {(a.kind, a.name) for a in fresh.values()}
+        owned |= {(r.item.kind, r.item.name) for r in self.running.values()}
+        owned |= {(w.item.kind, w.item.name) for w in self.waiting}
+        seen = arriving.sightings(found, self.tracker.watched(), now, time.time())
+        self.arriving.observe(seen, owned)
+
     def tell_unfilled(self, found: dict[tuple[str, str], Arrival]) -> None:
-        """Say once, in its status, why a sized-first copy that stopped is not taken."""
+        """Log once why a sized-first copy that stopped is not taken (its arriving status
+        says so too)."""
         unfilled = set(self.tracker.unfilled())
         for key in sorted(unfilled - self.told_unfilled):
             arrival = found.get(key)
             if arrival is not None:
                 self.log.info("not filled in yet", kind=arrival.kind, name=arrival.name)
-                message = (
-                    "Still being copied: part of the file is allocated but not written yet. "
-                    "It is taken once the copy has filled it in."
-                )
-                self.record(arrival.kind, arrival.name, st.QUEUED, message, fresh=True)
         self.told_unfilled = unfilled
 
     def dispatch(self) -> None:

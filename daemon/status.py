@@ -9,11 +9,12 @@ from typing import Any
 
 from daemon.atomic import read_json, write_json_atomic
 
+ARRIVING = "arriving"  # seen, still being copied (daemon/arriving.py)
 QUEUED = "queued"
 PROCESSING = "processing"
 COMPLETE = "complete"
 FAILED = "failed"
-STATES = (QUEUED, PROCESSING, COMPLETE, FAILED)
+STATES = (ARRIVING, QUEUED, PROCESSING, COMPLETE, FAILED)
 
 DONE_MESSAGE = "Proceed to the next tab to label frames."
 

@@ -2,9 +2,9 @@
 
 A rig user who copies a recording wants to see that it was noticed, long before it has
 settled. Each scan hands what it saw to ``ArrivingReporter.observe``, which only notes it: a
-writer thread writes the status files (first sightings first, then updates at most once every
-``min_gap_s`` per item), so the scan of a busy inbox (hundreds of copies at once) is not
-slowed by hundreds of file writes.
+writer thread then writes the status files (every first sighting, then updates, at most one
+per item every ``min_gap_s`` and UPDATE_BUDGET_S of them after each scan), so the scan of a
+busy inbox (hundreds of copies at once) is not slowed by hundreds of file writes.
 
 An item leaves ``arriving`` when the loop writes its next state (``queued``, once settled):
 ``observe`` is told which items the loop owns, and returns only once no write of theirs is
@@ -26,7 +26,9 @@ from daemon.inbox import Arrival, Signature
 from daemon.status import ARRIVING, StatusStore
 
 ItemKey = tuple[str, str]  # (kind, name): one status file
-MIN_GAP_S = 2.0
+MIN_GAP_S = 2.0  # between two updates of one item's status
+UPDATE_BUDGET_S = 0.05  # of updates after each scan; first sightings are always written
+IDLE_WAKE_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -174,7 +176,8 @@ class ArrivingReporter:
 
     def _run(self) -> None:
         while not self._stopping.is_set():
-            self._wake.wait(self.min_gap_s / 2)
+            # Woken by a scan, so writes fall between scans rather than compete with them.
+            self._wake.wait(IDLE_WAKE_S)
             self._wake.clear()
             try:
                 self._write_due()
@@ -186,10 +189,18 @@ class ArrivingReporter:
                 self._stopping.wait(1.0)
 
     def _write_due(self) -> None:
+        """Write every first sighting, then updates, oldest first, for UPDATE_BUDGET_S."""
         with self._lock:
-            keys = sorted(self._current, key=lambda key: key in self._written)
-        for key in keys:  # never seen first: a new arrival is shown before updates
+            fresh = [key for key in self._current if key not in self._written]
+            updates = sorted(
+                (key for key in self._current if key in self._written),
+                key=lambda key: self._written[key][1],
+            )
+        began = time.monotonic()
+        for key in fresh + updates:
             if self._stopping.is_set():
+                return
+            if key in self._written and time.monotonic() - began > UPDATE_BUDGET_S:
                 return
             with self._lock:  # held through the write: `observe` then knows it is over
                 sighting = self._current.get(key)
@@ -200,7 +211,10 @@ class ArrivingReporter:
                     keep = before is not None and before.get("state") != ARRIVING
                     self._previous[key] = before if keep else None
                 message, fields = arriving_fields(sighting, self._first_seen[key])
-                self.store.write(*key, ARRIVING, message, fresh=True, progress=0.0, **fields)
+                # No fsync: an update is followed by another, or by the settled item's status.
+                self.store.write(
+                    *key, ARRIVING, message, fresh=True, durable=False, progress=0.0, **fields
+                )
                 self._written[key] = (sighting, time.monotonic())
 
     def _due(self, key: ItemKey, sighting: Sighting) -> bool:

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from daemon import arriving, labelers
+from daemon import arriving, labelers, status_page
 from daemon import status as st
 from daemon.atomic import read_json, write_json_atomic
 from daemon.claim import (
@@ -113,6 +113,8 @@ class Daemon:
         self.stop_reason = ""
         self.tracker = SettleTracker(self.settings.watch.settle_s)
         self.arriving = arriving.ArrivingReporter(self.status, log=self.log)
+        self.page = status_page.StatusPage(self.status.folder, self.settings.folder("project"))
+        self.started_at = st.utc_now()
         self.executor = make_executor(self.settings.workers, lambda: self.wake.set())
         self.executor_problem: str | None = None
         self.told_about_problem: set[tuple[str, str]] = set()
@@ -198,6 +200,7 @@ class Daemon:
                         self.sweep()
                     self.heartbeat.beat()
                     self.notifier.status(self.describe_state())
+                    self.write_page()
                 self.wake.wait(self.sleep_time())
                 self.wake.clear()
         finally:
@@ -289,6 +292,7 @@ class Daemon:
         self.waiting.clear()
         self.claims.close()
         self.arriving.close()
+        self.write_page(force=True)
         self.log.info("stopped", completed=self.completed_count, failed=self.failed_count)
 
     def put_back(self, item: ClaimedItem) -> None:
@@ -516,6 +520,11 @@ class Daemon:
                 item.name, result.selected, result.files, reports, kept
             )
             warnings = [*result.warnings, *labelers.announce_bundle(project, published)]
+            where = {
+                "pictures": status_page.bundle_pictures(project, reports, result.files),
+                "reports_folder": str(reports),
+                "inputs": [str(path) for path in kept],
+            }
             release(item)
         except Exception as exc:  # noqa: BLE001 - one item's failure must never stop the loop
             self.handle_failure(item, exc)
@@ -530,6 +539,7 @@ class Daemon:
             frames_selected=len(result.selected),
             warnings=warnings,
             report=result.report,
+            **where,
         )
         log.info("complete", frames_selected=len(result.selected), warnings=warnings)
 
@@ -680,6 +690,22 @@ class Daemon:
         return True
 
     # ----- unattended operation: systemd, the nightly sweep (issue 5) ---------------------
+
+    def write_page(self, force: bool = False) -> None:
+        """Refresh ``<status>/index.html`` (daemon/status_page.py); a failure is only logged."""
+        try:
+            self.page.maybe_write(self.page_facts, force=force)
+        except Exception:
+            self.log.exception("status page not written")
+
+    def page_facts(self) -> status_page.DaemonFacts:
+        return status_page.DaemonFacts(
+            host=self.claims.host,
+            started=self.started_at,
+            last_turn=st.utc_now(),
+            queue=self.describe_state(),
+            running=not self.stopping.is_set(),
+        )
 
     def describe_state(self) -> str:
         """One line for ``systemctl status``: the queue and what is in progress."""

@@ -80,4 +80,6 @@ class StatusStore:
 
 
 # Fields that describe how one run ended; any new state replaces them.
-_RESET_EACH_RUN = frozenset({"problems", "warnings", "report"})
+_RESET_EACH_RUN = frozenset(
+    {"problems", "warnings", "report", "pictures", "reports_folder", "inputs", "kept"}
+)

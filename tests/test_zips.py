@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from handlers.bundle import frame_index
 from handlers.zips.checks import suggest_frame_name
 from handlers.zips.unpack import CHUNK_BYTES, ByteBudget, Limits, ZipLimitError, copy_entry
 from tests.harness import Framewatch
@@ -124,7 +125,11 @@ def check_case(run: Run, case: ZipCase) -> None:
             assert warning.startswith(words), warning
         frames = {f"img{i:08d}.png": case.existing.get(i, png(i)) for i in case.bundle}
         published = bundle_files(bundle)
-        assert frames == {name: data for name, data in published.items() if name.endswith(".png")}
+        assert frames == {
+            name: data for name, data in published.items() if frame_index(name) is not None
+        }
+        sheets = [name for name in published if name.startswith("contact_sheet")]
+        assert (1 if case.selected else 0) == len(sheets), sorted(published)
         expected_csv = "".join(f"img{i:08d}.png\n" for i in case.selected)
         assert expected_csv == published["selected_frames.csv"].decode()
         earlier = [

@@ -52,6 +52,15 @@ def test_slow_copy_is_arriving_within_two_seconds_then_complete(
     done = fw.wait_state("videos", "m1")
     assert "complete" == done["state"]
     assert "bytes" not in done and "settles_at" not in done
+    shown = fw.cli("status", "m1")
+    assert 0 == shown.returncode, shown.stderr
+    assert "videos/m1: complete (100%)" in shown.stdout
+    assert "Proceed to the next tab to label frames." in shown.stdout
+    assert str(fw.bundle("m1")) in shown.stdout
+    assert str(fw.bundle("m1") / "contact_sheet.png") in shown.stdout
+    assert str(fw.project / "videos" / "m1.mp4") in shown.stdout
+    missing = fw.cli("status", "videos/none")
+    assert 1 == missing.returncode and "no item named 'videos/none'" in missing.stderr
 
 
 def test_copy_that_vanishes_puts_back_the_status_before_it(fw: Framewatch, tmp_path: Path) -> None:

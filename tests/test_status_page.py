@@ -140,6 +140,9 @@ def test_page_in_chromium_shows_arriving_failed_complete_and_pictures(
     (fw.inbox("videos") / f"{HOSTILE}.mp4").write_bytes(b"not a video at all")
     assert "complete" == fw.wait_state("videos", "mouse1")["state"]
     assert "failed" == fw.wait_state("videos", HOSTILE)["state"]
+    shown = fw.cli("status", HOSTILE).stdout
+    assert f"videos/{HOSTILE}: failed" in shown and "problems:" in shown
+    assert str(fw.failed("videos") / f"{HOSTILE}.mp4") in shown
     target = fw.inbox("videos") / "mouse2.mp4"
     copier = threading.Thread(target=copy_slowly, args=(slow, target, 30, 0.4))
     copier.start()

@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from daemon.atomic import read_json, write_json_atomic
@@ -38,6 +39,7 @@ class Sighting:
     kind: str
     name: str
     files: tuple[str, ...]
+    first: Path  # the entry that decides the claim: gone means taken or cancelled
     size: int
     changed_at: float
     settles_at: float
@@ -63,6 +65,7 @@ def sightings(
                 kind=arrival.kind,
                 name=arrival.name,
                 files=tuple(path.name for path in arrival.entries),
+                first=arrival.entries[0],
                 size=sum(entry[1] for entry in signature),
                 changed_at=changed_at,
                 settles_at=changed_at + needed,
@@ -205,6 +208,10 @@ class ArrivingReporter:
             with self._lock:  # held through the write: `observe` then knows it is over
                 sighting = self._current.get(key)
                 if sighting is None or not self._due(key, sighting):
+                    continue
+                if not sighting.first.exists():
+                    # Claimed meanwhile (by another daemon on the share, whose status this
+                    # would hide) or cancelled: the next scan says which.
                     continue
                 if key not in self._previous:
                     before = self.store.read(*key)

@@ -16,7 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from daemon.status_page import DaemonFacts, PageLinks, render_index
+from daemon.status import StatusStore
+from daemon.status_page import (
+    FRONT_LIMIT,
+    PAGE_SIZE,
+    DaemonFacts,
+    PageLinks,
+    StatusPage,
+    render_index,
+)
 from tests.harness import Framewatch, copy_slowly
 from tests.media import write_barcode_video
 
@@ -93,6 +101,30 @@ def test_page_is_well_formed_and_shows_names_as_text(tmp_path: Path) -> None:
     assert "script" not in checker.tags and checker.tags.count("img") == 0
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
     assert 'style="width:42%"' in text
+
+
+def test_many_items_are_paged_and_only_changed_pages_rewritten(tmp_path: Path) -> None:
+    """1200 finished items: the front page shows FRONT_LIMIT a state, pages/1..3 list every
+    one; a progress change rewrites the front page only, its bar at the new width."""
+    store = StatusStore(tmp_path / "status")
+    for n in range(1200):
+        store.write("videos", f"v{n:04d}", "complete" if n % 4 else "failed", f"item {n}")
+    store.write("zips", "busy", "processing", "unpacking", progress=0.25)
+    page = StatusPage(store.folder, tmp_path / "project", min_gap_s=0.0)
+    facts = DaemonFacts("h", "s", "t", "q")
+    assert page.maybe_write(lambda: facts)
+    index = (store.folder / "index.html").read_text()
+    assert FRONT_LIMIT == index.count('<tr class="complete">')
+    pages = sorted((store.folder / "pages").glob("*.html"))
+    assert ["1.html", "2.html", "3.html"] == [path.name for path in pages]
+    listed = sum(path.read_text().count("<tr class=") for path in pages)
+    assert 1200 == listed and PAGE_SIZE == pages[0].read_text().count("<tr class=")
+    before = {path: path.stat().st_mtime_ns for path in pages}
+    assert not page.maybe_write(lambda: facts)  # nothing changed: nothing rewritten
+    store.write("zips", "busy", "processing", "unpacking", progress=0.75)
+    assert page.maybe_write(lambda: facts)
+    assert 'style="width:75%"' in (store.folder / "index.html").read_text()
+    assert before == {path: path.stat().st_mtime_ns for path in pages}
 
 
 def find_chromium() -> str:

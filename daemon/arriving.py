@@ -52,13 +52,17 @@ def sightings(
     now_monotonic: float,
     now_wall: float,
 ) -> list[Sighting]:
-    """What the settle tracker knows of each arrival, with its times on the wall clock."""
+    """What the settle tracker knows of each arrival not yet settled, with its times on the
+    wall clock. A settled arrival is no longer arriving, even when something holds it back
+    (a multi-view session waiting for its other views)."""
     found = []
     for arrival in arrivals:
         seen = watched.get(arrival.key)
         if seen is None:
             continue
         signature, since, needed = seen
+        if now_monotonic - since >= needed:
+            continue  # settled: queued by the loop, or held back for a reason of its own
         changed_at = now_wall - (now_monotonic - since)
         found.append(
             Sighting(

@@ -9,8 +9,14 @@ from pathlib import Path
 from typing import Any
 
 
-def write_text_atomic(path: Path, text: str, make_parents: bool = True) -> None:
-    """Replace ``path`` with ``text`` in one rename, so a reader sees the old or the new file."""
+def write_text_atomic(
+    path: Path, text: str, make_parents: bool = True, durable: bool = True
+) -> None:
+    """Replace ``path`` with ``text`` in one rename, so a reader sees the old or the new file.
+
+    ``durable=False`` skips the fsync, for files that are rewritten soon anyway (an arriving
+    status): a crash may lose the new content, never leave a partial file.
+    """
     if make_parents:
         path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -21,7 +27,8 @@ def write_text_atomic(path: Path, text: str, make_parents: bool = True) -> None:
             # mkstemp makes 0600; others (rig users, a labeler's account) must read it as
             # they would any file the daemon writes.
             os.fchmod(handle.fileno(), 0o666 & ~current_umask())
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -41,10 +48,12 @@ def current_umask() -> int:
     return mask
 
 
-def write_json_atomic(path: Path, data: Any, make_parents: bool = True) -> None:
+def write_json_atomic(
+    path: Path, data: Any, make_parents: bool = True, durable: bool = True
+) -> None:
     """``write_text_atomic`` for a JSON document."""
     text = json.dumps(data, indent=2, sort_keys=False, default=str) + "\n"
-    write_text_atomic(path, text, make_parents)
+    write_text_atomic(path, text, make_parents, durable)
 
 
 def read_json(path: Path) -> Any | None:

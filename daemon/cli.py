@@ -6,6 +6,7 @@ import argparse
 import json
 import signal
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
@@ -33,6 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in helps.items():
         sub = commands.add_parser(name, help=text, description=text)
         sub.add_argument("-c", "--config", metavar="CONFIG", help="TOML config file")
+        if name == "status":
+            sub.add_argument(
+                "item", nargs="?", metavar="ITEM", help="show one item in full: NAME or KIND/NAME"
+            )
     return parser
 
 
@@ -43,6 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"framewatch: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    if args.command == "status" and args.item:
+        return show_item(settings, args.item)
     command = {"run": run, "once": once, "status": show_status, "check-config": check_config}
     return command[args.command](settings, source)
 
@@ -106,6 +113,68 @@ def show_status(settings: Settings, source: Path | None) -> int:
         return EXIT_OK
     print(format_table(["KIND", "NAME", "STATE", "PROGRESS", "MESSAGE"], rows))
     return EXIT_OK
+
+
+def show_item(settings: Settings, spec: str) -> int:
+    """``framewatch status ITEM``: every status named ITEM (or KIND/NAME), in full."""
+    from daemon.status import StatusStore
+
+    store = StatusStore(settings.folder("status"))
+    kind, _, name = spec.rpartition("/")
+    kinds = [kind] if kind else sorted(p.name for p in store.folder.glob("*") if p.is_dir())
+    found = [(store.path(k, name), status) for k in kinds if (status := store.read(k, name))]
+    if not found:
+        print(f"framewatch: no item named {spec!r} (status folder {store.folder})", file=sys.stderr)
+        return EXIT_FAILED
+    project = settings.folder("project")
+    print("\n\n".join(describe_item(path, status, project) for path, status in found))
+    return EXIT_OK
+
+
+def describe_item(path: Path, status: dict[str, Any], project: Path) -> str:
+    """One item's status for a person: state, the whole message, problems, warnings, and
+    where its files are."""
+    lines = [
+        f"{status.get('kind')}/{status.get('name')}: {status.get('state')} "
+        f"({float(status.get('progress', 0.0)):.0%}), updated {status.get('updated')}",
+        "message:",
+        textwrap.indent(textwrap.fill(str(status.get("message", "")), 96), "  "),
+    ]
+    for key in ("problems", "warnings"):
+        entries = status.get(key) or []
+        if entries:
+            lines.append(f"{key}:")
+            lines += [
+                textwrap.fill(str(e), 96, initial_indent="  - ", subsequent_indent="    ")
+                for e in entries
+            ]
+    lines.append("files:")
+    kept = [str(k.get("path")) if isinstance(k, dict) else str(k) for k in status.get("kept") or []]
+    where = {
+        "status file": [str(path)],
+        "arriving": status.get("files") if status.get("state") == "arriving" else None,
+        "bundle": [project / status["bundle"]] if status.get("state") == "complete" else None,
+        "reports": [status["reports_folder"]] if status.get("reports_folder") else None,
+        "pictures": [project / picture for picture in status.get("pictures") or []],
+        "inputs": status.get("inputs"),
+        "kept as": kept,
+    }
+    for label, paths in where.items():
+        for value in paths or []:
+            lines.append(f"  {label + ':':13} {value}")
+    for key in (
+        "bytes",
+        "arriving_since",
+        "last_change",
+        "settles_at",
+        "attempts",
+        "passing_error",
+    ):
+        if key in status:
+            lines.append(f"{key}: {status[key]}")
+    if status.get("report"):
+        lines.append("report: " + json.dumps(status["report"], sort_keys=True))
+    return "\n".join(lines)
 
 
 def format_table(header: list[str], rows: list[list[str]]) -> str:

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from daemon import labelers, sessions
+from daemon import arriving, labelers, sessions, status_page
 from daemon import status as st
 from daemon.atomic import read_json, write_json_atomic
 from daemon.claim import (
@@ -113,6 +113,9 @@ class Daemon:
         self.stop_reason = ""
         self.tracker = SettleTracker(self.settings.watch.settle_s)
         self.sessions = sessions.SessionGate(self.settings, self.status, self.log)
+        self.arriving = arriving.ArrivingReporter(self.status, log=self.log)
+        self.page = status_page.StatusPage(self.status.folder, self.settings.folder("project"))
+        self.started_at = st.utc_now()
         self.executor = make_executor(self.settings.workers, lambda: self.wake.set())
         self.executor_problem: str | None = None
         self.told_about_problem: set[tuple[str, str]] = set()
@@ -144,6 +147,7 @@ class Daemon:
         for sub in ("labeled-data", "videos"):
             (project / sub).mkdir(parents=True, exist_ok=True)
         self.status.folder.mkdir(parents=True, exist_ok=True)
+        self.arriving.start()
         self.claims.open()
         for item in self.claims.adopt_orphans():
             self.log.info("adopted", kind=item.kind, name=item.name, folder=str(item.folder))
@@ -197,6 +201,7 @@ class Daemon:
                         self.sweep()
                     self.heartbeat.beat()
                     self.notifier.status(self.describe_state())
+                    self.write_page()
                 self.wake.wait(self.sleep_time())
                 self.wake.clear()
         finally:
@@ -287,6 +292,8 @@ class Daemon:
             self.put_back(waiting.item)
         self.waiting.clear()
         self.claims.close()
+        self.arriving.close()
+        self.write_page(force=True)
         self.log.info("stopped", completed=self.completed_count, failed=self.failed_count)
 
     def put_back(self, item: ClaimedItem) -> None:
@@ -346,6 +353,7 @@ class Daemon:
             self.fail_unclaimed(arrival, problems)
         self.tell_unfilled({a.key: a for a in found})
         fresh = {a.key: a for a in settled if a.key not in self.running}
+        self.note_arriving(found, fresh, now)
         for key, arrival in fresh.items():
             if key not in self.settled:
                 self.log.info("settled", kind=arrival.kind, name=arrival.name)
@@ -354,18 +362,26 @@ class Daemon:
                 )
         self.settled = fresh
 
+    def note_arriving(
+        self, found: list[Arrival], fresh: dict[tuple[str, str], Arrival], now: float
+    ) -> None:
+        """Hand what is still being copied to the arriving statuses; settled and taken items
+        are the loop's to record."""
+        owned = {(a.kind, a.name) for a in fresh.values()}
+        owned |= {(r.item.kind, r.item.name) for r in self.running.values()}
+        owned |= {(w.item.kind, w.item.name) for w in self.waiting}
+        owned |= self.sessions.waiting()  # a session's waiting status is not a leftover
+        seen = arriving.sightings(found, self.tracker.watched(), now, time.time())
+        self.arriving.observe(seen, owned)
+
     def tell_unfilled(self, found: dict[tuple[str, str], Arrival]) -> None:
-        """Say once, in its status, why a sized-first copy that stopped is not taken."""
+        """Log once why a sized-first copy that stopped is not taken (its arriving status
+        says so too)."""
         unfilled = set(self.tracker.unfilled())
         for key in sorted(unfilled - self.told_unfilled):
             arrival = found.get(key)
             if arrival is not None:
                 self.log.info("not filled in yet", kind=arrival.kind, name=arrival.name)
-                message = (
-                    "Still being copied: part of the file is allocated but not written yet. "
-                    "It is taken once the copy has filled it in."
-                )
-                self.record(arrival.kind, arrival.name, st.QUEUED, message, fresh=True)
         self.told_unfilled = unfilled
 
     def dispatch(self) -> None:
@@ -514,6 +530,11 @@ class Daemon:
                 item.name, result.selected, result.files, reports, kept
             )
             warnings = [*result.warnings, *labelers.announce_bundle(project, published)]
+            where = {
+                "pictures": status_page.bundle_pictures(project, reports, result.files),
+                "reports_folder": str(reports),
+                "inputs": [str(path) for path in kept],
+            }
             release(item)
         except Exception as exc:  # noqa: BLE001 - one item's failure must never stop the loop
             self.handle_failure(item, exc)
@@ -528,6 +549,7 @@ class Daemon:
             frames_selected=len(result.selected),
             warnings=warnings,
             report=result.report,
+            **where,
         )
         log.info("complete", frames_selected=len(result.selected), warnings=warnings)
 
@@ -715,6 +737,22 @@ class Daemon:
         return True
 
     # ----- unattended operation: systemd, the nightly sweep (issue 5) ---------------------
+
+    def write_page(self, force: bool = False) -> None:
+        """Refresh ``<status>/index.html`` (daemon/status_page.py); a failure is only logged."""
+        try:
+            self.page.maybe_write(self.page_facts, force=force)
+        except Exception:
+            self.log.exception("status page not written")
+
+    def page_facts(self) -> status_page.DaemonFacts:
+        return status_page.DaemonFacts(
+            host=self.claims.host,
+            started=self.started_at,
+            last_turn=st.utc_now(),
+            queue=self.describe_state(),
+            running=not self.stopping.is_set(),
+        )
 
     def describe_state(self) -> str:
         """One line for ``systemctl status``: the queue and what is in progress."""

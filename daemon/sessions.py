@@ -228,6 +228,10 @@ class SessionGate:
         self.first_seen.pop(session, None)
         self.told.pop(session, None)
 
+    def waiting(self) -> set[tuple[str, str]]:
+        """The status keys of sessions waiting for views: their statuses are this gate's."""
+        return {(KIND, session) for session in self.first_seen}
+
     def take_expired(self) -> list[tuple[Arrival, list[str]]]:
         expired, self.expired = self.expired, []
         return expired

@@ -65,5 +65,12 @@ class SettleTracker:
         future = [deadline for deadline in deadlines if deadline > now]
         return min(future) if future else None
 
+    def watched(self) -> dict[tuple[str, str], tuple[Signature, float, float]]:
+        """Each arrival seen by the last scan: its files as seen, since when (monotonic) they
+        have not changed, and the stillness it needs; for the ``arriving`` status."""
+        return {
+            key: (seen.signature, seen.since, self.needed(seen)) for key, seen in self._seen.items()
+        }
+
     def forget(self, arrival: Arrival) -> None:
         self._seen.pop(arrival.key, None)

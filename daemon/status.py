@@ -9,11 +9,12 @@ from typing import Any
 
 from daemon.atomic import read_json, write_json_atomic
 
+ARRIVING = "arriving"  # seen, still being copied (daemon/arriving.py)
 QUEUED = "queued"
 PROCESSING = "processing"
 COMPLETE = "complete"
 FAILED = "failed"
-STATES = (QUEUED, PROCESSING, COMPLETE, FAILED)
+STATES = (ARRIVING, QUEUED, PROCESSING, COMPLETE, FAILED)
 
 DONE_MESSAGE = "Proceed to the next tab to label frames."
 
@@ -37,12 +38,20 @@ class StatusStore:
         return data if isinstance(data, dict) else None
 
     def write(
-        self, kind: str, name: str, state: str, message: str, fresh: bool = False, **fields: Any
+        self,
+        kind: str,
+        name: str,
+        state: str,
+        message: str,
+        fresh: bool = False,
+        durable: bool = True,
+        **fields: Any,
     ) -> dict[str, Any]:
         """Replace an item's status, keeping fields of the previous one that are not restated.
 
         Keeping them means a later ``processing`` update does not drop, say, the attempt count;
-        ``fresh`` starts over, for a new arrival that reuses a name.
+        ``fresh`` starts over, for a new arrival that reuses a name; ``durable=False`` skips
+        the fsync (see ``write_text_atomic``).
         """
         previous = {} if fresh else (self.read(kind, name) or {})
         status = {
@@ -57,7 +66,7 @@ class StatusStore:
             **fields,
             "updated": utc_now(),
         }
-        write_json_atomic(self.path(kind, name), status)
+        write_json_atomic(self.path(kind, name), status, durable=durable)
         return status
 
     def all(self) -> list[dict[str, Any]]:
@@ -71,4 +80,6 @@ class StatusStore:
 
 
 # Fields that describe how one run ended; any new state replaces them.
-_RESET_EACH_RUN = frozenset({"problems", "warnings", "report"})
+_RESET_EACH_RUN = frozenset(
+    {"problems", "warnings", "report", "pictures", "reports_folder", "inputs", "kept"}
+)

@@ -54,7 +54,8 @@ def test_slow_copy_is_left_alone_until_complete(fw: Framewatch) -> None:
             out.flush()
             time.sleep(0.4)
             assert target.exists(), "claimed while still being copied"
-            assert fw.status("videos", "slow") is None
+            # Listed as arriving (issue 16) once a scan saw it, never queued or further.
+            assert (fw.status("videos", "slow") or {}).get("state", "arriving") == "arriving"
     status = fw.wait_state("videos", "slow")
     assert "complete" == status["state"], status
     assert "Proceed to the next tab to label frames." == status["message"]
@@ -279,7 +280,8 @@ def test_once_leaves_a_copy_in_progress(fw: Framewatch) -> None:
         writer.join()
     assert 0 == result.returncode, result.stdout + result.stderr
     assert target.exists()
-    assert fw.status("videos", "growing") is None
+    # Left for the next pass, and its status says it is still being copied (issue 16).
+    assert (fw.status("videos", "growing") or {}).get("state", "arriving") == "arriving"
 
 
 def test_real_recording_through_the_daemon(fw: Framewatch) -> None:

@@ -145,6 +145,34 @@ def test_views_dropped_apart_settle_as_one_session(tmp_path: Path, clips: Path) 
             assert fw.status("videos", f"minimal_{view}") is None
 
 
+def test_a_waiting_session_keeps_its_status_and_since_across_a_restart(
+    tmp_path: Path, clips: Path
+) -> None:
+    """A restarted daemon neither drops the waiting session's status nor restarts its clock."""
+    with session_fw(tmp_path) as fw:
+        fw.start()
+        drop(fw, clips / "minimal_top.mp4", "minimal_top.mp4")
+        before = fw.wait_for(
+            lambda: (s := fw.status("videos", "minimal")) and s.get("state") == "arriving" and s,
+            30,
+            "the session to wait for its views",
+        )
+        assert 0 == fw.stop()
+        fw.start()
+
+        def told_again() -> bool:
+            events = [e for e in fw.log_events() if e.get("event") == "session waiting"]
+            return len(events) >= 2
+
+        fw.wait_for(told_again, 60, "the restarted daemon to see the waiting session")
+        time.sleep(2.0)  # more scans, and the new run's sweep of leftover arriving statuses
+        after = fw.status("videos", "minimal")
+        assert after is not None, "the waiting session's status was removed by the restart"
+        assert "arriving" == after["state"]
+        assert before["waiting_since"] == after["waiting_since"]
+        assert ["back", "mid", "side"] == after["views_missing"]
+
+
 def test_sidecar_goes_without_a_view_and_the_late_view_gets_the_same_frames(
     tmp_path: Path, clips: Path
 ) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from handlers.bundle import frame_index
 from handlers.zips.checks import suggest_frame_name
 from handlers.zips.unpack import CHUNK_BYTES, ByteBudget, Limits, ZipLimitError, copy_entry
 from tests.harness import Framewatch
@@ -124,7 +125,11 @@ def check_case(run: Run, case: ZipCase) -> None:
             assert warning.startswith(words), warning
         frames = {f"img{i:08d}.png": case.existing.get(i, png(i)) for i in case.bundle}
         published = bundle_files(bundle)
-        assert frames == {name: data for name, data in published.items() if name.endswith(".png")}
+        assert frames == {
+            name: data for name, data in published.items() if frame_index(name) is not None
+        }
+        sheets = [name for name in published if name.startswith("contact_sheet")]
+        assert (1 if case.selected else 0) == len(sheets), sorted(published)
         expected_csv = "".join(f"img{i:08d}.png\n" for i in case.selected)
         assert expected_csv == published["selected_frames.csv"].decode()
         earlier = [
@@ -205,3 +210,38 @@ def test_budget_stops_unpacking_at_the_limit(tmp_path: Path) -> None:
     ):
         copy_entry(archive, archive.infolist()[0], target, budget)
     assert 3 * CHUNK_BYTES == target.stat().st_size
+
+
+def test_zip_bundle_has_a_contact_sheet_of_the_picked_frames(tmp_path: Path) -> None:
+    """The seed's zip gets contact_sheet.png: one 200-pixel tile per listed frame (not the
+    context frames), each tile the frame it is labelled with."""
+    import cv2
+
+    from handlers.outcome import ignore_progress
+    from handlers.sheet import LABEL_HEIGHT, TILE_WIDTH
+    from handlers.zips import ZipOptions, handle_zip
+    from tests.media import read_barcode
+    from tests.zipcases import SEED_SELECTED, seed_members
+
+    zip_path = tmp_path / "seed.zip"
+    write_zip(zip_path, seed_members())
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    options = ZipOptions(
+        max_uncompressed_bytes=10**8,
+        max_files=100,
+        max_ratio=1000,
+        context_frames=2,
+        existing_bundle=tmp_path / "labeled-data" / "seed",
+    )
+    result = handle_zip([zip_path], options, staging, ignore_progress)
+    assert "contact_sheet.png" in result.files
+    sheet = cv2.imread(str(staging / "contact_sheet.png"))
+    tile_h = round(120 * TILE_WIDTH / 160)
+    assert (tile_h + LABEL_HEIGHT, len(SEED_SELECTED) * TILE_WIDTH) == sheet.shape[:2]
+    tiles = [sheet[:tile_h, n * TILE_WIDTH : (n + 1) * TILE_WIDTH] for n in range(3)]
+    shown = [
+        read_barcode(cv2.resize(tile, (160, 120), interpolation=cv2.INTER_NEAREST))
+        for tile in tiles
+    ]
+    assert sorted(SEED_SELECTED) == shown

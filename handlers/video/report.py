@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from handlers import sheet
 from handlers.bundle import write_png
 from handlers.frames import VideoScan
 from handlers.video.selection import Selection
@@ -35,11 +36,10 @@ REPORT_JSON = "selection.json"
 CONTACT_SHEET = "contact_sheet.png"
 TIMELINE = "timeline.png"
 
-TILE_WIDTH = 200
-"""Width of one thumbnail on the contact sheet, in pixels."""
-SHEET_COLUMNS = 5
-LABEL_HEIGHT = 22
 TIMELINE_SIZE = (1200, 150)
+# The contact sheet is drawn for every kind (handlers/sheet.py); its names stay here as well.
+TILE_WIDTH, SHEET_COLUMNS, LABEL_HEIGHT = sheet.TILE_WIDTH, sheet.SHEET_COLUMNS, sheet.LABEL_HEIGHT
+sheet_tile, contact_sheet = sheet.sheet_tile, sheet.contact_sheet
 
 CHOSEN_BGR = (40, 40, 220)
 FLICKER_BGR = (0, 200, 255)
@@ -119,43 +119,6 @@ def selection_record(
             for index in choice.frames
         ],
     }
-
-
-def sheet_tile(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
-    """A frame shrunk to TILE_WIDTH wide (BGR), kept for the contact sheet."""
-    if image.ndim == 2:
-        image = np.asarray(cv2.cvtColor(image, cv2.COLOR_GRAY2BGR), dtype=np.uint8)
-    height = max(1, round(image.shape[0] * TILE_WIDTH / image.shape[1]))
-    tile = cv2.resize(image, (TILE_WIDTH, height), interpolation=cv2.INTER_AREA)
-    return np.asarray(tile, dtype=np.uint8)
-
-
-def contact_sheet(
-    tiles: Mapping[int, npt.NDArray[np.uint8]], columns: int = SHEET_COLUMNS
-) -> npt.NDArray[np.uint8]:
-    """The tiles in rows of ``columns``, in frame order, each labelled with its frame number."""
-    order = sorted(tiles)
-    if not order:
-        return np.full((LABEL_HEIGHT, TILE_WIDTH, 3), 255, dtype=np.uint8)
-    tile_h = max(tile.shape[0] for tile in tiles.values())
-    cell_h = tile_h + LABEL_HEIGHT
-    rows = -(-len(order) // columns)
-    sheet = np.full((rows * cell_h, min(columns, len(order)) * TILE_WIDTH, 3), 255, np.uint8)
-    for position, index in enumerate(order):
-        top, left = (position // columns) * cell_h, (position % columns) * TILE_WIDTH
-        tile = tiles[index]
-        sheet[top : top + tile.shape[0], left : left + TILE_WIDTH] = tile
-        cv2.putText(
-            sheet,
-            f"#{index}",
-            (left + 4, top + tile_h + LABEL_HEIGHT - 6),
-            cv2.FONT_HERSHEY_SIMPLEX,
-            0.5,
-            (0, 0, 0),
-            1,
-            cv2.LINE_AA,
-        )
-    return sheet
 
 
 def timeline(

@@ -27,8 +27,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 import handlers.zips.checks as checks
-from handlers.bundle import frame_filename, write_selected_csv
+from handlers.bundle import frame_filename, write_png, write_selected_csv
 from handlers.outcome import HandlerResult, InputError, Progress, only_file_with_suffix
+from handlers.sheet import contact_sheet, sheet_name, sheet_tile
 from handlers.zips.against_video import VideoCheck, check_against_video, read_png
 from handlers.zips.unpack import (
     ByteBudget,
@@ -46,6 +47,7 @@ METHOD = "frames zip (img%08d.png + selected_frames.csv), checked and unpacked"
 MAX_CSV_BYTES = 16 << 20
 MAX_PROBLEMS_SHOWN = 100
 UNCHECKED_FOLDER = ".unchecked"  # misnamed PNGs, unpacked only to be decoded, then removed
+MAX_SHEET_TILES = 60  # a contact sheet of more frames shows an even spread of them
 
 
 class ZipOptions(BaseModel):
@@ -134,6 +136,8 @@ def unpack_bundle(
     video_warnings, video_report = compare_with_video(unpacked.frames, options, staging, progress)
     written = [frame_filename(index) for index in unpacked.frames]
     written.append(write_selected_csv(staging, selected))
+    # A second bundle for the folder must not clash with the first one's sheet.
+    written += write_contact_sheet(staging, selected, dated=options.existing_bundle.exists())
     progress(1.0, "frames checked and unpacked")
     return HandlerResult(
         selected=selected,
@@ -141,6 +145,21 @@ def unpack_bundle(
         warnings=warnings + video_warnings,
         report={**bundle_report(entries, layout, unpacked, options), "video_check": video_report},
     )
+
+
+def write_contact_sheet(staging: Path, selected: Sequence[int], dated: bool) -> list[str]:
+    """The frames the lab picked as labelled thumbnails, as a video bundle has, so a person
+    can judge them at a glance; the name written (none when nothing is selected)."""
+    if not selected:
+        return []
+    step = -(-len(selected) // MAX_SHEET_TILES)
+    tiles = {
+        index: sheet_tile(read_png(staging / frame_filename(index)))
+        for index in sorted(selected)[::step]
+    }
+    name = sheet_name(dated)
+    write_png(staging / name, contact_sheet(tiles))
+    return [name]
 
 
 def compare_with_video(

@@ -154,7 +154,7 @@ class LabelStudio(_Section):
 
     url: str = Field("", pattern=r"^(https?://\S+)?$")
     project_id: int = Field(0, ge=0)  # 0: the project titled project_title, made if missing
-    project_title: str = "framewatch"
+    project_title: str = Field("framewatch", min_length=3, max_length=50)
     token_file: str = ""
     # LOCAL_FILES_DOCUMENT_ROOT of the server, as a path both see the same; empty: the project
     document_root: str = ""

@@ -169,6 +169,41 @@ class Sessions(_Section):
         return value
 
 
+class LabelStudio(_Section):
+    """A Label Studio project that gets every bundle's selected frames as tasks; off unless url.
+
+    The token is never a key: ``token_file`` names a file holding it, else
+    ``$LABEL_STUDIO_API_KEY``. A legacy key and a personal access token (a JWT) both work.
+    """
+
+    url: str = Field("", pattern=r"^(https?://\S+)?$")
+    project_id: int = Field(0, ge=0)  # 0: the project titled project_title, made if missing
+    project_title: str = Field("framewatch", min_length=3, max_length=50)
+    token_file: str = ""
+    # LOCAL_FILES_DOCUMENT_ROOT of the server, as a path both see the same; empty: the project
+    document_root: str = ""
+    timeout_s: float = Field(10.0, gt=0)
+
+
+class Sleap(_Section):
+    """``<project>/sleap/STEM.slp`` per video, its frames as suggestions (the labelers extra)."""
+
+    enabled: bool = False
+
+    @field_validator("enabled")
+    @classmethod
+    def _sleap_io_is_installed(cls, value: bool) -> bool:
+        if value:
+            try:
+                import sleap_io  # noqa: F401
+            except ImportError as exc:
+                raise ValueError(
+                    f"the SLEAP files need sleap-io ({exc}); install it with "
+                    "pip install 'framewatch[labelers]'"
+                ) from None
+        return value
+
+
 class _DictSource(PydanticBaseSettingsSource):
     """Feeds an already parsed TOML document to pydantic-settings, below the environment."""
 
@@ -200,6 +235,8 @@ class Settings(BaseSettings):
     retry: Retry = Retry()
     sweep: Sweep = Sweep()
     sessions: Sessions = Sessions()
+    label_studio: LabelStudio = LabelStudio()
+    sleap: Sleap = Sleap()
 
     @classmethod
     def settings_customise_sources(

@@ -529,7 +529,8 @@ class Daemon:
             published = labelers.PublishedBundle(
                 item.name, result.selected, result.files, reports, kept
             )
-            warnings = [*result.warnings, *labelers.announce_bundle(project, published)]
+            announced = labelers.announce_bundle(project, published, self.settings)
+            warnings = [*result.warnings, *announced]
             where = {
                 "pictures": status_page.bundle_pictures(project, reports, result.files),
                 "reports_folder": str(reports),
@@ -804,6 +805,8 @@ class Daemon:
             for kind, name in revived:
                 message = "Retrying after a passing error (nightly sweep)."
                 self.record(kind, name, st.QUEUED, message, passing_error=False)
+            for warning in labelers.retry_pending(self.settings.folder("project"), self.settings):
+                self.log.warning("labeler", message=warning)
             prune_s = self.settings.sweep.prune_after_h * 3600
             pruned = prune_working_files(self.settings, self.claims.host, prune_s, time.time())
             extra = {

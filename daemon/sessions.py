@@ -407,7 +407,7 @@ def publish_session(
         published = labelers.PublishedBundle(
             stem, by_view[view], files, labelers.reports_folder(project, stem), inputs
         )
-        warnings += labelers.announce_bundle(project, published)
+        warnings += labelers.announce_bundle(project, published, settings)
     return warnings
 
 

@@ -246,7 +246,7 @@ class PageLinks:
         if isinstance(listed, list):
             return [f"{self.project_link}/{picture}" for picture in listed]
         name = str(item.get("name", ""))
-        for folder in (self.project / "framewatch" / name, self.project / "labeled-data" / name):
+        for folder in (self.project / ".framewatch" / name, self.project / "labeled-data" / name):
             found = [folder / picture for picture in PICTURE_NAMES if (folder / picture).is_file()]
             if found:
                 return [self.to(path) for path in found]

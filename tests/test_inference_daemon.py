@@ -235,7 +235,7 @@ def test_report_of_an_inference_bundle_in_an_app_project_stays_out_of_labeled_da
     fw: Framewatch,
 ) -> None:
     """In a Lightning Pose app project, selection.json and the contact sheet go to
-    framewatch/STEM/ with the CSVs; labeled-data/STEM/ holds frames only, queued with guesses."""
+    .framewatch/STEM/ with the CSVs; labeled-data/STEM/ holds frames only, queued with guesses."""
     fw.project.mkdir(parents=True, exist_ok=True)
     names = "\n".join(f"  - {name}" for name in KEYPOINTS)
     (fw.project / "project.yaml").write_text(
@@ -248,7 +248,7 @@ def test_report_of_an_inference_bundle_in_an_app_project_stays_out_of_labeled_da
     status = fw.wait_state("inference", "mouse3")
     assert "complete" == status["state"], status
     assert {p.suffix for p in fw.bundle("mouse3").iterdir()} == {".png"}
-    reports = fw.project / "framewatch" / "mouse3"
+    reports = fw.project / ".framewatch" / "mouse3"
     record = json.loads((reports / "selection.json").read_text())
     chosen = [int(line[3:11]) for line in (reports / "selected_frames.csv").read_text().split()]
     assert chosen == [entry["index"] for entry in record["frames"]]

@@ -289,4 +289,4 @@ def test_app_project_gets_one_aligned_queue_per_view(tmp_path: Path, clips: Path
         assert [p.replace("minimal_top", "minimal_side") for p in queues["top"]] == queues["side"]
         assert not (fw.project / "CollectedData.csv").exists()
         for name in ("session.json", "selected_frames.csv", "contact_sheet.png"):
-            assert (fw.project / "framewatch" / "minimal_top" / name).is_file(), name
+            assert (fw.project / ".framewatch" / "minimal_top" / name).is_file(), name

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from daemon.labelers import lightning_pose
 from handlers.bundle import existing_frames
+
+if TYPE_CHECKING:
+    from daemon.config import Settings
 
 
 @dataclass(frozen=True)
@@ -40,25 +43,33 @@ class LabelingTarget(Protocol):
 
     name: str
 
-    def active(self, project: Path) -> bool:
-        """True when ``project`` uses this labeler."""
+    def active(self, project: Path, settings: Settings) -> bool:
+        """True when ``project`` (or the configuration) uses this labeler."""
         ...
 
-    def publish(self, project: Path, bundle: PublishedBundle) -> list[str]:
+    def publish(self, project: Path, bundle: PublishedBundle, settings: Settings) -> list[str]:
         """Hand ``bundle`` to the labeler; warnings for the status."""
         ...
 
+    def retry(self, project: Path, settings: Settings) -> list[str]:
+        """Hand over what an earlier publish could not (the nightly sweep); warnings."""
+        ...
 
-TARGETS: tuple[LabelingTarget, ...] = (lightning_pose.TARGET,)
+
+def targets() -> tuple[LabelingTarget, ...]:
+    """Every labeling target (imported here: the Label Studio one needs the configuration)."""
+    from daemon.labelers import label_studio, sleap
+
+    return (lightning_pose.TARGET, label_studio.TARGET, sleap.TARGET)
 
 
-def announce_bundle(project: Path, bundle: PublishedBundle) -> list[str]:
+def announce_bundle(project: Path, bundle: PublishedBundle, settings: Settings) -> list[str]:
     """Give ``bundle`` to every active target; their warnings, a failure being one."""
     warnings: list[str] = []
-    for target in TARGETS:
+    for target in targets():
         try:
-            if target.active(project):
-                warnings += target.publish(project, bundle)
+            if target.active(project, settings):
+                warnings += target.publish(project, bundle, settings)
         except Exception as exc:  # noqa: BLE001 - a labeler's failure must not fail the bundle
             warnings.append(
                 f"{target.name}: the frames of {bundle.stem} were not handed over ({exc}); "
@@ -67,11 +78,22 @@ def announce_bundle(project: Path, bundle: PublishedBundle) -> list[str]:
     return warnings
 
 
+def retry_pending(project: Path, settings: Settings) -> list[str]:
+    """Let every target hand over what it still holds (the nightly sweep); warnings."""
+    warnings: list[str] = []
+    for target in targets():
+        try:
+            warnings += target.retry(project, settings)
+        except Exception as exc:  # noqa: BLE001 - as in announce_bundle
+            warnings.append(f"{target.name}: {exc}")
+    return warnings
+
+
 def reports_folder(project: Path, stem: str) -> Path:
     """Where a bundle's ``selected_frames.csv`` and reports go.
 
     Beside the frames in ``labeled-data/STEM/``, unless a Lightning Pose app project would
-    flag any file there that is not a frame: then ``<project>/framewatch/STEM/``.
+    flag any file there that is not a frame: then ``<project>/.framewatch/STEM/``.
     """
     if lightning_pose.is_app_project(project):
         return lightning_pose.reports_folder(project, stem)

@@ -24,7 +24,7 @@ from handlers.frames import VIDEO_SUFFIXES
 PROJECT_FILE = "project.yaml"
 LABELS_CSV = "CollectedData.csv"
 QUEUE_FILE = "CollectedData.unlabeled.jsonl"
-REPORTS_DIR = "framewatch"
+REPORTS_DIR = ".framewatch"
 PREDICTIONS_CSV = "predictions.csv"
 APP_VIDEO_SUFFIX = ".mp4"
 APP_FOLDER_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -37,7 +37,12 @@ def is_app_project(project: Path) -> bool:
 
 
 def reports_folder(project: Path, stem: str) -> Path:
-    """``<project>/framewatch/STEM/``: where the app's file check does not look."""
+    """``<project>/.framewatch/STEM/``: where the app's file checks do not look.
+
+    Not a visible folder: the app's label-file check takes every ``*.csv`` below the data
+    folder for a label file (``selected_frames.csv`` would be flagged), but its glob skips
+    hidden folders.
+    """
     return project / REPORTS_DIR / stem
 
 
@@ -219,10 +224,13 @@ class LightningPoseApp:
 
     name = "Lightning Pose app"
 
-    def active(self, project: Path) -> bool:
+    def active(self, project: Path, settings: Any) -> bool:
         return is_app_project(project)
 
-    def publish(self, project: Path, bundle: Any) -> list[str]:
+    def retry(self, project: Path, settings: Any) -> list[str]:
+        return []  # nothing is ever left over: the queue is written with the bundle
+
+    def publish(self, project: Path, bundle: Any, settings: Any) -> list[str]:
         keypoints = read_keypoints(project)
         ensure_labels_csv(project, keypoints)
         taken = labeled_frames(project, bundle.stem)

@@ -2,7 +2,7 @@
 
 Two files go into every inference bundle beside the frames (named so no tool takes them for
 frames, and not listed in selected_frames.csv; in a Lightning Pose app project the daemon
-puts them in ``<project>/framewatch/STEM/``, as for video bundles):
+puts them in ``<project>/.framewatch/STEM/``, as for video bundles):
 
 - ``selection.json``: the method, its parameters, and per chosen frame its score, its error
   episode (the run of flagged frames it belongs to) and the signals that flagged it, with

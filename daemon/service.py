@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from daemon import labelers
+from daemon import labelers, rejoin
 from daemon import status as st
 from daemon.atomic import read_json, write_json_atomic
 from daemon.claim import (
@@ -32,6 +32,7 @@ from daemon.claim import (
     ClaimedItem,
     ClaimFolder,
     input_changed,
+    note_claimed_signature,
     release,
 )
 from daemon.config import Settings
@@ -112,6 +113,8 @@ class Daemon:
         self.retry_draw = random.random
         self.stop_reason = ""
         self.tracker = SettleTracker(self.settings.watch.settle_s)
+        self.earlier = rejoin.EarlierCopies()
+        self.told_rest: set[tuple[str, str]] = set()
         self.executor = make_executor(self.settings.workers, lambda: self.wake.set())
         self.executor_problem: str | None = None
         self.told_about_problem: set[tuple[str, str]] = set()
@@ -340,8 +343,10 @@ class Daemon:
                 self.log.warning(
                     "inbox unreadable", kind=kind_name, inbox=str(inbox), error=str(exc)
                 )
-        settled = self.tracker.observe(found, now)
+        covered = self.earlier.covered(found, now)
+        settled = self.tracker.observe(found, now, covered)
         self.tell_unfilled({a.key: a for a in found})
+        self.tell_rest(found, now, set(covered))
         fresh = {a.key: a for a in settled if a.key not in self.running}
         for key, arrival in fresh.items():
             if key not in self.settled:
@@ -365,6 +370,15 @@ class Daemon:
                 self.record(arrival.kind, arrival.name, st.QUEUED, message, fresh=True)
         self.told_unfilled = unfilled
 
+    def tell_rest(self, found: list[Arrival], now: float, rests: set[tuple[str, str]]) -> None:
+        """Say once, in its status, that a file is taken for the rest of an earlier copy."""
+        for arrival in found:
+            earlier = self.earlier.get(arrival, now)
+            if arrival.key in rests - self.told_rest and earlier is not None:
+                message = rejoin.waiting_message(arrival.entries[0].name, earlier)
+                self.record(arrival.kind, arrival.name, st.QUEUED, message, fresh=True)
+        self.told_rest = rests
+
     def dispatch(self) -> None:
         """Start queued items while workers are free; one item per bundle folder at a time."""
         limit = self.settings.workers.max_workers
@@ -384,8 +398,11 @@ class Daemon:
                 continue
             del self.settled[key]
             self.tracker.forget(arrival)
+            earlier = self.earlier.get(arrival, now)
             item = self.claim(arrival)
             if item is not None:
+                if earlier is not None:
+                    self.rejoin(item, earlier)
                 self.start(item)
 
     def bundle_busy(self, name: str) -> bool:
@@ -405,7 +422,32 @@ class Daemon:
             log.info("taken by another daemon")
         else:
             log.info("claimed", folder=str(item.folder))
+            if len(arrival.entries) == 1 and item.files:
+                taken = item.input / arrival.entries[0].name
+                self.earlier.taken(item.kind, taken, time.monotonic())
         return item
+
+    def rejoin(self, item: ClaimedItem, earlier: rejoin.Earlier) -> None:
+        """Make a claimed file that is the rest of an earlier copy the whole copy again; the
+        earlier part, and an item or bundle made from it, are set aside (see rejoin.py)."""
+        log = self.log.bind(kind=item.kind, name=item.name)
+        try:
+            later = item.input / item.origins[0].name
+            if not rejoin.continues(earlier.path, later):
+                return
+            holder = next((w for w in self.waiting if w.item.input == earlier.path.parent), None)
+            aside = self.settings.folder("archive") / "superseded" / item.kind
+            joined = rejoin.join(earlier, later, aside)
+            if holder is not None:
+                self.waiting.remove(holder)
+                release(holder.item)
+            rejoin.note_joined(item.folder, joined)
+            note_claimed_signature(item)  # the start was filled in by us, not a copier
+        except Exception:
+            log.exception("could not join to the earlier copy")
+            return
+        log.warning("rest of an earlier copy", kept=joined.kept, bundles=joined.bundle_kept)
+        self.record(item.kind, item.name, st.QUEUED, joined.message(), progress=0.0)
 
     def start(self, item: ClaimedItem) -> None:
         """Publish a result that survived a restart, or hand the item to a worker."""
@@ -501,10 +543,17 @@ class Daemon:
                 publish_bundle(staging, target)
             kind = KINDS[item.kind]
             kept = [k for p in item.files for k in keep_inputs(self.settings, kind.keep_folder, p)]
+            main = rejoin.follow(kept, item.origins[0].name)
+            if main is not None:
+                self.earlier.moved(item.kind, item.origins[0].name, main, (target, reports))
             published = labelers.PublishedBundle(
                 item.name, result.selected, result.files, reports, kept
             )
-            warnings = [*result.warnings, *labelers.announce_bundle(project, published)]
+            warnings = [
+                *rejoin.joined_note(item.folder),
+                *result.warnings,
+                *labelers.announce_bundle(project, published),
+            ]
             release(item)
         except Exception as exc:  # noqa: BLE001 - one item's failure must never stop the loop
             self.handle_failure(item, exc)
@@ -561,6 +610,9 @@ class Daemon:
         try:
             failed = self.settings.folder("failed") / item.kind
             kept = [(move_without_replacing(path, failed), path.name) for path in item.files]
+            main = rejoin.follow([path for path, _ in kept], item.origins[0].name)
+            if main is not None:
+                self.earlier.moved(item.kind, item.origins[0].name, main)
             release(item)
             where = ", ".join(str(path) for path, _ in kept)
             message = " ".join(problems) + f" The file was kept as {where}."

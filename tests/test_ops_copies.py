@@ -154,3 +154,76 @@ def test_recording_that_stays_short_fails_saying_both_numbers(fw: Framewatch) ->
     assert (fw.failed("videos") / "cut.avi").read_bytes() == data[: len(data) // 2]
     assert not fw.bundle("cut").exists()
     assert 0 == fw.stop()
+
+
+def wait_short(fw: Framewatch, name: str, frames: int) -> None:
+    fw.wait_for(
+        lambda: f"of the {frames} frames" in (fw.status("videos", name) or {}).get("message", ""),
+        60,
+        "the status to say the recording is short",
+    )
+
+
+def superseded(fw: Framewatch, name: str) -> list[Path]:
+    return sorted((fw.root / "archive" / "superseded" / "videos").glob(f"{name}*"))
+
+
+def test_rsync_partial_resumed_is_joined_to_its_first_part(fw: Framewatch) -> None:
+    """rsync --partial cut at a third leaves the part under the final name (taken: it is
+    short); resumed, rsync writes the whole file under a hidden name and renames it over the
+    name. The whole file is the rest of the first part: one intact recording, one bundle from
+    all 600 frames, and the part kept aside, named in the status."""
+    fw.settle_s = 0.6
+    fw.extra_config = RETRY.format(attempts=8)
+    fw.write_config()
+    data = mjpg_video(fw.root / "src", "rs", 600)
+    part = data[: len(data) // 3]
+    fw.start()
+    inbox = fw.inbox("videos")
+    (inbox / "rs.avi").write_bytes(part)
+    wait_short(fw, "rs", 600)
+    hidden = inbox / ".rs.avi.Xy12Ab"
+    hidden.write_bytes(data)
+    hidden.rename(inbox / "rs.avi")
+    status = fw.wait_state("videos", "rs", timeout=120)
+    assert "complete" == status["state"], status
+    assert 600 == status["report"]["frame_count"]
+    assert data == (fw.project / "videos" / "rs.avi").read_bytes()
+    kept = superseded(fw, "rs")
+    assert [part] == [path.read_bytes() for path in kept]
+    assert any("is the rest of the copy" in w and str(kept[0]) in w for w in status["warnings"])
+    assert ["rs"] == sorted(p.name for p in (fw.project / "labeled-data").iterdir())
+    assert not list((fw.root / "failed").rglob("rs*"))
+    assert 1 == len(events(fw, "rest of an earlier copy", name="rs"))
+    assert 0 == fw.stop()
+
+
+def test_copier_reopening_by_path_after_a_stall_gives_one_recording(fw: Framewatch) -> None:
+    """A copier writes a third, stalls (the file is taken: short), then reopens the path and
+    writes the rest at its offsets (dd seek=N conv=notrunc): the new file starts with a hole
+    where the first third was. It is joined to the first third, not taken as a second half."""
+    fw.settle_s = 0.6
+    fw.extra_config = RETRY.format(attempts=8)
+    fw.write_config()
+    data = mjpg_video(fw.root / "src", "dd", 600)
+    third = len(data) // 3
+    fw.start()
+    target = fw.inbox("videos") / "dd.avi"
+    target.write_bytes(data[:third])
+    wait_short(fw, "dd", 600)
+    assert not target.exists()
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        for offset, chunk in pieces(data[third:], 4):
+            os.pwrite(fd, chunk, third + offset)
+            os.fsync(fd)
+            time.sleep(0.1)
+    finally:
+        os.close(fd)
+    status = fw.wait_state("videos", "dd", timeout=120)
+    assert "complete" == status["state"], status
+    assert 600 == status["report"]["frame_count"]
+    assert data == (fw.project / "videos" / "dd.avi").read_bytes()
+    assert [data[:third]] == [path.read_bytes() for path in superseded(fw, "dd")]
+    assert ["dd"] == sorted(p.name for p in (fw.project / "labeled-data").iterdir())
+    assert 0 == fw.stop()

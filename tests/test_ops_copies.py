@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from handlers.bundle import frame_index
 from tests.harness import Framewatch
 from tests.media import write_barcode_video
-from tests.ops import events
+from tests.ops import bundle_selected, events
 
 FAST = "\n[extract]\nframes_per_video = 4\ncontext_frames = 1\n"
 CHUNKS = 6
@@ -226,4 +227,55 @@ def test_copier_reopening_by_path_after_a_stall_gives_one_recording(fw: Framewat
     assert data == (fw.project / "videos" / "dd.avi").read_bytes()
     assert [data[:third]] == [path.read_bytes() for path in superseded(fw, "dd")]
     assert ["dd"] == sorted(p.name for p in (fw.project / "labeled-data").iterdir())
+    assert 0 == fw.stop()
+
+
+def without_frame_counts(data: bytes) -> bytes:
+    """An .avi whose header does not say how many frames it holds (both counts zero), as a
+    capture program writes until it closes the file: a part of it decodes as a whole."""
+    patched = bytearray(data)
+    for tag, at in ((b"avih", 16), (b"strh", 32)):
+        start = patched.find(tag) + 8 + at
+        patched[start : start + 4] = bytes(4)
+    return bytes(patched)
+
+
+def test_rest_of_a_published_part_replaces_it_and_its_bundle(fw: Framewatch) -> None:
+    """A part that says nothing of its length is published; the whole file then arrives under
+    its name (rsync --partial resumed). The part and its bundle are set aside, the whole
+    recording takes its place in project/videos, and one bundle is made from it."""
+    fw.settle_s = 0.6
+    fw.extra_config = FAST
+    fw.write_config()
+    data = without_frame_counts(mjpg_video(fw.root / "src", "pub", 300))
+    part = data[: len(data) // 3]
+    fw.start()
+    inbox = fw.inbox("videos")
+    (inbox / "pub.avi").write_bytes(part)
+    first = fw.wait_state("videos", "pub", timeout=120)
+    assert "complete" == first["state"], first
+    assert first["report"]["frame_count"] < 150
+    hidden = inbox / ".pub.avi.Qw34Er"
+    hidden.write_bytes(data)
+    hidden.rename(inbox / "pub.avi")
+    status = fw.wait_for(
+        lambda: (
+            (s := fw.status("videos", "pub"))
+            and s.get("report", {}).get("frame_count") == 300
+            and s
+        ),
+        120,
+        "the bundle of the whole recording",
+    )
+    assert "complete" == status["state"], status
+    assert data == (fw.project / "videos" / "pub.avi").read_bytes()
+    aside = fw.root / "archive" / "superseded" / "videos"
+    assert part == (aside / "pub.avi").read_bytes()
+    assert (aside / "bundles" / "pub").is_dir()
+    assert any(str(aside / "bundles" / "pub") in w for w in status["warnings"])
+    assert ["pub"] == sorted(p.name for p in (fw.project / "labeled-data").iterdir())
+    frames = {frame_index(row.split(",")[0]) for row in bundle_selected(fw, "pub")} - {None}
+    assert max(f for f in frames if f is not None) >= 150  # past the part's end: the whole
+    pngs = {frame_index(path.name) for path in fw.bundle("pub").glob("img*.png")}
+    assert pngs == {f + d for f in frames if f is not None for d in (-1, 0, 1)}, "part's frames"
     assert 0 == fw.stop()

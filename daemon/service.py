@@ -688,7 +688,7 @@ class Daemon:
         if input_changed(item):
             self.resettle(item)
             return True
-        short = f"Only {exc.decoded} of the {exc.promised} frames its container promises decode"
+        short = exc.shortfall
         if not self.retry_passing_errors or self.stopping.is_set():
             self.gave_up = True  # `once`: leave it for the next pass, not failed
             self.put_back(item)

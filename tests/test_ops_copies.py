@@ -279,3 +279,51 @@ def test_rest_of_a_published_part_replaces_it_and_its_bundle(fw: Framewatch) -> 
     pngs = {frame_index(path.name) for path in fw.bundle("pub").glob("img*.png")}
     assert pngs == {f + d for f in frames if f is not None for d in (-1, 0, 1)}, "part's frames"
     assert 0 == fw.stop()
+
+
+def test_mp4_without_its_index_yet_waits_and_is_taken_whole(fw: Framewatch) -> None:
+    """An .mp4 copy that stalls before its index (moov, written last) cannot be opened; it is
+    not failed as damaged but waits, and when the copier writes on into the taken file it
+    goes back to settle and is published from all its frames; nothing lands in failed/."""
+    fw.settle_s = 0.6
+    fw.extra_config = RETRY.format(attempts=8)
+    fw.write_config()
+    (fw.root / "src").mkdir()
+    data = write_barcode_video(fw.root / "src" / "nomoov", 300).read_bytes()
+    assert data.find(b"moov") > len(data) // 2
+    fw.start()
+    target = fw.inbox("videos") / "nomoov.mp4"
+    with target.open("wb") as out:
+        out.write(data[: len(data) // 2])
+        out.flush()
+        fw.wait_for(
+            lambda: "has no index yet" in (fw.status("videos", "nomoov") or {}).get("message", ""),
+            60,
+            "the status to say the index is missing",
+        )
+        assert "queued" == fw.status("videos", "nomoov")["state"]  # type: ignore[index]
+        out.write(data[len(data) // 2 :])
+    status = fw.wait_state("videos", "nomoov", timeout=120)
+    assert "complete" == status["state"], status
+    assert 300 == status["report"]["frame_count"]
+    assert data == (fw.project / "videos" / "nomoov.mp4").read_bytes()
+    assert not (fw.root / "failed").exists() or not list((fw.root / "failed").rglob("nomoov*"))
+    assert 0 == fw.stop()
+
+
+def test_mp4_that_never_gets_its_index_fails_saying_so(fw: Framewatch) -> None:
+    """An .mp4 cut before its index for good is failed after its looks, saying the index is
+    missing (not that it is no video), and kept in failed/."""
+    fw.settle_s = 0.3
+    fw.extra_config = RETRY.format(attempts=2)
+    fw.write_config()
+    (fw.root / "src").mkdir()
+    data = write_barcode_video(fw.root / "src" / "cutmp4", 120).read_bytes()
+    (fw.inbox("videos") / "cutmp4.mp4").write_bytes(data[: len(data) // 2])
+    fw.start()
+    status = fw.wait_state("videos", "cutmp4", timeout=120)
+    assert "failed" == status["state"], status
+    assert "has no index yet" in status["message"], status
+    assert 2 == len(events(fw, "started", name="cutmp4"))
+    assert (fw.failed("videos") / "cutmp4.mp4").read_bytes() == data[: len(data) // 2]
+    assert 0 == fw.stop()

@@ -202,3 +202,29 @@ def test_daemon_checks_a_zip_against_the_video_dropped_with_it(
     assert "img00000047.png is frame 48 of later.mp4: off by one" in later["message"]
     assert not fw.bundle("later").exists()
     assert (fw.failed("zips") / "later.mp4").is_file()
+
+
+FLY = "fly-pair/clip.mp4"  # two flies, nearly still: neighbouring frames at 70-90 dB
+
+
+def test_near_still_shifted_and_lossy_frame_is_named(tmp_path: Path) -> None:
+    """In a nearly still stretch a JPEG round trip changes a frame far more than the next
+    frame differs from it, so a shifted frame saved lossily is only a hair closer (in dB) to
+    its true frame than to its number. It must still be named, not accepted as "lossy"; the
+    same zip without the shift passes with the lossy warning."""
+    video = shared_file(FLY)
+    frames = decode_in_order(video, max(FRAMES) + 1)
+    lossy = {i: encode(frames[i], jpeg_quality=90) for i in FRAMES}
+    (tmp_path / "a").mkdir()
+    plain = make_zip(tmp_path / "a" / "clip.zip", lossy)
+    result = run_zip(tmp_path / "a", plain, video)
+    assert 1 == len(result.warnings) and "after lossy handling" in result.warnings[0]
+    shifted = {**lossy, 47: encode(frames[48], jpeg_quality=90)}
+    (tmp_path / "b").mkdir()
+    zip_path = make_zip(tmp_path / "b" / "clip.zip", shifted)
+    with pytest.raises(InputError) as caught:
+        run_zip(tmp_path / "b", zip_path, video)
+    assert 1 == len(caught.value.problems), caught.value.problems
+    assert caught.value.problems[0].startswith(
+        "img00000047.png is frame 48 of clip.mp4: off by one (later in the video)"
+    )

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from daemon import labelers, rejoin
+from daemon import labelers, links, rejoin
 from daemon import status as st
 from daemon.atomic import read_json, write_json_atomic
 from daemon.claim import (
@@ -115,6 +115,7 @@ class Daemon:
         self.tracker = SettleTracker(self.settings.watch.settle_s)
         self.earlier = rejoin.EarlierCopies()
         self.told_rest: set[tuple[str, str]] = set()
+        self.told_odd: dict[tuple[str, str], list[str]] = {}
         self.executor = make_executor(self.settings.workers, lambda: self.wake.set())
         self.executor_problem: str | None = None
         self.told_about_problem: set[tuple[str, str]] = set()
@@ -347,6 +348,7 @@ class Daemon:
         settled = self.tracker.observe(found, now, covered)
         self.tell_unfilled({a.key: a for a in found})
         self.tell_rest(found, now, set(covered))
+        self.tell_odd()
         fresh = {a.key: a for a in settled if a.key not in self.running}
         for key, arrival in fresh.items():
             if key not in self.settled:
@@ -378,6 +380,20 @@ class Daemon:
                 message = rejoin.waiting_message(arrival.entries[0].name, earlier)
                 self.record(arrival.kind, arrival.name, st.QUEUED, message, fresh=True)
         self.told_rest = rests
+
+    def tell_odd(self) -> None:
+        """Give links, FIFOs and other odd entries in an inbox a status, once (see links.py)."""
+        odd = {
+            (kind, name): problems
+            for kind, inbox in self.inboxes().items()
+            for name, problems in links.inbox_odd(inbox).items()
+        }
+        for (kind, name), problems in odd.items():
+            if self.told_odd.get((kind, name)) != problems:
+                self.log.warning("refused", kind=kind, name=name, problems=problems)
+                message = links.refusal(problems) + "."
+                self.record(kind, name, st.FAILED, message, problems=[message])
+        self.told_odd = odd
 
     def dispatch(self) -> None:
         """Start queued items while workers are free; one item per bundle folder at a time."""
@@ -456,6 +472,7 @@ class Daemon:
             if input_changed(item):
                 self.resettle(item)
                 return
+            links.refuse_odd(item.files)  # never read through a link (a folder drop's member)
             saved = read_json(item.folder / RESULT_FILE)
             if isinstance(saved, dict):
                 log.info("publishing saved result")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 from tests.harness import Framewatch
 from tests.ops import drop, make_video
@@ -24,4 +25,48 @@ def test_huge_sidecar_is_refused_with_a_short_status(fw: Framewatch) -> None:
     assert "more than the 65536 a sidecar may have" in status["message"], status
     assert fw.status_path("videos", "big").stat().st_size < 8000
     assert len(fw.log_text()) < 100_000
+    assert 0 == fw.stop()
+
+
+def test_links_and_fifos_are_refused_kept_and_never_read(fw: Framewatch) -> None:
+    """A folder drop with a member linked to a secret outside, a loose linked video, a
+    dangling link and a FIFO: each gets a status naming it as refused; nothing is read
+    through a link (the secret appears in no status); the entries are kept as they were; a
+    real video beside them is processed."""
+    fw.settle_s = 0.3
+    fw.extra_config = FAST
+    fw.write_config()
+    outside = fw.root / "outside"
+    outside.mkdir()
+    secret = outside / "secret.csv"
+    secret.write_text("scorer,TOPSECRET-42\nbodyparts,nose\ncoords,x\n0,1\n")
+    video = make_video(outside, "elsewhere", 60)
+    drop_folder = fw.inbox("inference") / "clip"
+    drop_folder.mkdir()
+    (drop_folder / "clip.csv").write_text("scorer,model\nbodyparts,nose\ncoords,x\n0,1\n")
+    (drop_folder / "clip.rng0.csv").symlink_to(secret)
+    videos = fw.inbox("videos")
+    (videos / "linked.mp4").symlink_to(video)
+    (videos / "dangling.mp4").symlink_to(outside / "gone.mp4")
+    os.mkfifo(videos / "pipe.mp4")
+    drop(make_video(fw.root / "src", "real", 60), videos)
+    fw.start()
+    assert "complete" == fw.wait_state("videos", "real")["state"]
+    expected = {
+        ("inference", "clip"): "clip/clip.rng0.csv is a symbolic link",
+        ("videos", "linked"): "linked.mp4 is a symbolic link",
+        ("videos", "dangling"): "which points to nothing",
+        ("videos", "pipe"): "pipe.mp4 is a named pipe (FIFO)",
+    }
+    for (kind, name), words in expected.items():
+        status = fw.wait_state(kind, name)
+        assert "failed" == status["state"], status
+        assert "Refused" in status["message"] and words in status["message"], status
+    everything = "".join(p.read_text() for p in (fw.root / "status").rglob("*.json"))
+    assert "TOPSECRET" not in everything and "TOPSECRET" not in fw.log_text()
+    kept = fw.failed("inference") / "clip" / "clip.rng0.csv"
+    assert kept.is_symlink() and kept.readlink() == secret
+    assert (videos / "linked.mp4").is_symlink() and (videos / "dangling.mp4").is_symlink()
+    assert (videos / "pipe.mp4").exists()
+    assert secret.read_text().startswith("scorer,TOPSECRET")
     assert 0 == fw.stop()

@@ -633,13 +633,17 @@ class Daemon:
             release(item)
             where = ", ".join(str(path) for path, _ in kept)
             message = " ".join(problems) + f" The file was kept as {where}."
-        except Exception:
+        except Exception as move_error:
             log.exception("could not move to failed", folder=str(item.folder))
-            if passing and self.retry_passing_errors and not self.stopping.is_set():
+            passing_now = passing or is_passing(move_error)  # a read-only share, for one
+            if passing_now and self.retry_passing_errors and not self.stopping.is_set():
                 # The share is still away: keep the item claimed and try again later.
                 delay = self.settings.retry.max_delay_s
                 self.waiting.append(Waiting(item, time.monotonic() + delay, attempts))
                 again = f" Trying again in {delay:.0f} s."
+                if not passing:  # say why it is not in failed/ yet, and that it will be
+                    why = describe_passing(move_error)
+                    again = f" It is kept until it can be moved to failed/: {why}{again}"
                 self.safe_record(item, st.QUEUED, " ".join(problems[:1]) + again)
                 return
             kept = []

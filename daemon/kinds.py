@@ -59,13 +59,14 @@ def arrivals_by_suffix(suffixes: frozenset[str]) -> Callable[[str, Path], list[A
 
     def find(kind: str, inbox: Path) -> list[Arrival]:
         files = visible_files(inbox)
-        names = {path.name for path in files}
         found = []
         for path in files:
             if path.suffix.lower() in suffixes:
-                sidecar = path.with_suffix(SIDECAR_SUFFIX)
-                extra = (sidecar,) if sidecar.name in names else ()
-                found.append(Arrival(kind, path.stem, (path, *extra)))
+                # STEM.json, or STEM.JSON beside STEM.MP4 (a Windows rig's upper case)
+                extra = [
+                    p for p in files if p.stem == path.stem and p.suffix.lower() == SIDECAR_SUFFIX
+                ]
+                found.append(Arrival(kind, path.stem, (path, *extra[:1])))
         return found
 
     return find
@@ -86,7 +87,7 @@ def arrivals_with_video(suffixes: frozenset[str]) -> Callable[[str, Path], list[
                     for other in files
                     if other.stem == path.stem
                     and other != path
-                    and (other.suffix.lower() in VIDEO_SUFFIXES or other.suffix == SIDECAR_SUFFIX)
+                    and other.suffix.lower() in (*VIDEO_SUFFIXES, SIDECAR_SUFFIX)
                 ]
                 found.append(Arrival(kind, path.stem, (path, *extra)))
         return found

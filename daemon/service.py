@@ -339,6 +339,8 @@ class Daemon:
         found: list[Arrival] = []
         for kind_name, inbox in self.inboxes().items():
             try:
+                if recreate_inbox(inbox, self.status.folder):
+                    self.log.warning("inbox recreated", kind=kind_name, inbox=str(inbox))
                 found += KINDS[kind_name].find_arrivals(kind_name, inbox)
             except OSError as exc:
                 self.log.warning(
@@ -881,6 +883,16 @@ def keep_inputs(
             if elsewhere != home:
                 kept.append(move_without_replacing(member, elsewhere))
     return [*kept, move_without_replacing(path, home)]
+
+
+def recreate_inbox(inbox: Path, status: Path) -> bool:
+    """Make an inbox someone deleted again; True if it was. Only while the share is there
+    (the status folder and the inbox's grandparent exist): never a local folder where a share
+    is not mounted."""
+    if inbox.is_dir() or not status.is_dir() or not inbox.parent.parent.is_dir():
+        return False
+    inbox.mkdir(parents=True, exist_ok=True)
+    return True
 
 
 def clear_staging(item: ClaimedItem) -> None:

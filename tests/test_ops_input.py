@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 from tests.harness import Framewatch
 from tests.ops import drop, make_video
@@ -69,4 +70,29 @@ def test_links_and_fifos_are_refused_kept_and_never_read(fw: Framewatch) -> None
     assert (videos / "linked.mp4").is_symlink() and (videos / "dangling.mp4").is_symlink()
     assert (videos / "pipe.mp4").exists()
     assert secret.read_text().startswith("scorer,TOPSECRET")
+    assert 0 == fw.stop()
+
+
+def test_upper_case_sidecar_long_name_and_deleted_inbox(fw: Framewatch) -> None:
+    """MOUSE.JSON beside MOUSE.MP4 is applied; a name of 240 bytes gets its status and
+    bundle; an inbox deleted while the daemon runs is made again and takes new drops."""
+    fw.settle_s = 0.3
+    fw.extra_config = FAST
+    fw.write_config()
+    inbox = fw.inbox("videos")
+    make_video(fw.root / "src", "MOUSE", 60).rename(inbox / "MOUSE.MP4")
+    (inbox / "MOUSE.JSON").write_text(json.dumps({"frames_per_video": 2, "context_frames": 0}))
+    long_name = "L" * 236
+    make_video(fw.root / "src", "long", 60).rename(inbox / f"{long_name}.mp4")
+    fw.start()
+    mouse = fw.wait_state("videos", "MOUSE")
+    assert "complete" == mouse["state"], mouse
+    assert 2 == mouse["frames_selected"], mouse
+    long_status = fw.wait_state("videos", long_name)
+    assert "complete" == long_status["state"], long_status
+    assert fw.bundle(long_name).is_dir()
+    shutil.rmtree(inbox)
+    fw.wait_for(inbox.is_dir, 30, "the inbox to be made again")
+    drop(make_video(fw.root / "src", "after", 60), inbox)
+    assert "complete" == fw.wait_state("videos", "after")["state"]
     assert 0 == fw.stop()

@@ -835,7 +835,7 @@ class Daemon:
 
     def tell_waiting_items(self, problem: str) -> None:
         """Say once in each waiting or running item's status why it does not move on."""
-        message = f"{problem} This item goes on as soon as the cluster can take it."
+        message = f"{problem} This item goes on as soon as a worker can take it."
         told = self.told_about_problem
         for key, arrival in self.settled.items():
             if key not in told:
@@ -854,7 +854,7 @@ class Daemon:
         """Queue an item the cluster lost again; not a failed attempt, so no retry is used up."""
         self.log.warning("requeued", kind=item.kind, name=item.name, reason=str(exc))
         self.waiting.append(Waiting(item))
-        message = f"{exc} It will run again as soon as the cluster can take it."
+        message = f"{exc} It will run again as soon as a worker can take it."
         self.safe_record(item, st.QUEUED, message, progress=0.0)
 
     def record(self, kind: str, name: str, state: str, message: str, **fields: Any) -> None:

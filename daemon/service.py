@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from daemon import labelers, links, rejoin
+from daemon import collisions, labelers, links, rejoin
 from daemon import status as st
 from daemon.atomic import read_json, write_json_atomic
 from daemon.claim import (
@@ -346,6 +346,9 @@ class Daemon:
                 self.log.warning(
                     "inbox unreadable", kind=kind_name, inbox=str(inbox), error=str(exc)
                 )
+        taken = [r.item for r in self.running.values()] + [w.item for w in self.waiting]
+        in_use = {(i.kind, i.name): i.origins[0].name for i in taken if i.origins}
+        found = collisions.tell_apart(found, in_use)
         covered = self.earlier.covered(found, now)
         settled = self.tracker.observe(found, now, covered)
         self.tell_unfilled({a.key: a for a in found})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 
 from tests.harness import Framewatch
 from tests.ops import drop, make_video
@@ -95,4 +96,27 @@ def test_upper_case_sidecar_long_name_and_deleted_inbox(fw: Framewatch) -> None:
     fw.wait_for(inbox.is_dir, 30, "the inbox to be made again")
     drop(make_video(fw.root / "src", "after", 60), inbox)
     assert "complete" == fw.wait_state("videos", "after")["state"]
+    assert 0 == fw.stop()
+
+
+def test_two_recordings_of_one_stem_keep_both_outcomes(fw: Framewatch) -> None:
+    """mouse3.avi (damaged) and mouse3.mp4 (good) dropped together: the failure stays
+    visible beside the success, each with its own status and the good one its own bundle."""
+    fw.settle_s = 0.3
+    fw.extra_config = FAST
+    fw.write_config()
+    inbox = fw.inbox("videos")
+    (inbox / "mouse3.avi").write_text("not a video\n" * 100)
+    drop(make_video(fw.root / "src", "mouse3", 60), inbox)
+    fw.start()
+    damaged = fw.wait_state("videos", "mouse3")
+    good = fw.wait_state("videos", "mouse3.mp4")
+    assert "failed" == damaged["state"], damaged
+    assert "mouse3.avi could not be opened" in damaged["message"], damaged
+    assert "complete" == good["state"], good
+    assert fw.bundle("mouse3.mp4").is_dir() and not fw.bundle("mouse3").exists()
+    assert (fw.failed("videos") / "mouse3.avi").is_file()
+    assert (fw.project / "videos" / "mouse3.mp4").is_file()
+    time.sleep(1.0)  # nothing overwrites either later
+    assert "failed" == fw.status("videos", "mouse3")["state"]  # type: ignore[index]
     assert 0 == fw.stop()

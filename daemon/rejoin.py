@@ -13,6 +13,7 @@ recording is processed again.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +39,7 @@ class Earlier:
     taken_at: str  # UTC, for the status
     since: float  # monotonic
     bundle: tuple[Path, ...] = ()
+    wall: float = field(default_factory=time.time)  # when it was taken, as files' times go
 
 
 @dataclass
@@ -61,6 +63,9 @@ class EarlierCopies:
         earlier = self._by_key.get((kind, name))
         if earlier is not None:
             earlier.path, earlier.bundle = path, bundle
+
+    def items(self) -> list[tuple[tuple[str, str], Earlier]]:
+        return list(self._by_key.items())
 
     def forget(self, kind: str, name: str) -> None:
         self._by_key.pop((kind, name), None)

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from daemon import collisions, labelers, links, rejoin
+from daemon import collisions, labelers, late, links, rejoin
 from daemon import status as st
 from daemon.atomic import read_json, write_json_atomic
 from daemon.claim import (
@@ -354,6 +354,7 @@ class Daemon:
         self.tell_unfilled({a.key: a for a in found})
         self.tell_rest(found, now, set(covered))
         self.tell_odd()
+        self.set_late_sidecars_aside(found)
         fresh = {a.key: a for a in settled if a.key not in self.running}
         for key, arrival in fresh.items():
             if key not in self.settled:
@@ -399,6 +400,24 @@ class Daemon:
                 message = links.refusal(problems) + "."
                 self.record(kind, name, st.FAILED, message, problems=[message])
         self.told_odd = odd
+
+    def set_late_sidecars_aside(self, found: list[Arrival]) -> None:
+        """Move a sidecar that came after its video was taken out of the inbox (see late.py)."""
+        for kind, inbox in self.inboxes().items():
+            for sidecar in late.lone_sidecars(inbox, found, self.settings.watch.settle_s):
+                taken = late.taken_before(self.earlier, kind, sidecar)
+                if taken is None:
+                    continue
+                archive = self.settings.folder("archive") / kind
+                try:
+                    kept, message = late.set_aside(
+                        sidecar, taken.path.name, taken.taken_at, archive
+                    )
+                except OSError:
+                    self.log.exception("late sidecar not moved", sidecar=str(sidecar))
+                    continue
+                self.log.warning("late sidecar set aside", kind=kind, kept=str(kept))
+                self.record(kind, sidecar.name, st.FAILED, message, problems=[message])
 
     def dispatch(self) -> None:
         """Start queued items while workers are free; one item per bundle folder at a time."""

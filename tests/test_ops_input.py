@@ -120,3 +120,29 @@ def test_two_recordings_of_one_stem_keep_both_outcomes(fw: Framewatch) -> None:
     time.sleep(1.0)  # nothing overwrites either later
     assert "failed" == fw.status("videos", "mouse3")["state"]  # type: ignore[index]
     assert 0 == fw.stop()
+
+
+def test_sidecar_after_its_video_is_set_aside_not_applied_to_the_next(fw: Framewatch) -> None:
+    """mouse.json dropped after mouse.mp4 was taken: not applied to it, moved out of the inbox
+    (kept) with a status saying so; the next, unrelated mouse.mp4 gets the config's options."""
+    fw.settle_s = 0.3
+    fw.extra_config = FAST
+    fw.write_config()
+    inbox = fw.inbox("videos")
+    fw.start()
+    drop(make_video(fw.root / "src", "mouse", 60), inbox)
+    assert "complete" == fw.wait_state("videos", "mouse")["state"]
+    (inbox / "mouse.json").write_text(json.dumps({"frames_per_video": 2}))
+    late = fw.wait_state("videos", "mouse.json", ("failed",), timeout=60)
+    assert "came after mouse.mp4 was taken" in late["message"], late
+    kept = fw.root / "archive" / "videos" / "late-sidecars" / "mouse.json"
+    assert {"frames_per_video": 2} == json.loads(kept.read_text())
+    assert not (inbox / "mouse.json").exists()
+    drop(make_video(fw.root / "src2", "mouse", 90), inbox)
+    fw.wait_for(
+        lambda: (fw.status("videos", "mouse") or {}).get("report", {}).get("frame_count") == 90,
+        120,
+        "the next mouse.mp4 to be done",
+    )
+    assert 4 == fw.status("videos", "mouse")["frames_selected"]  # type: ignore[index]
+    assert 0 == fw.stop()

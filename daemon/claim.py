@@ -119,6 +119,10 @@ class ClaimFolder:
     def claim(self, arrival: Arrival) -> ClaimedItem | None:
         """Move ``arrival`` into this claims folder; None if another process got it first."""
         folder = self.folder / arrival.kind / arrival.entries[0].name
+        count = 1
+        while folder.exists():  # an item of this name is still here (waiting for a retry)
+            count += 1
+            folder = self.folder / arrival.kind / f"{arrival.entries[0].name}.{count}"
         (folder / "input").mkdir(parents=True, exist_ok=False)
         write_json_atomic(
             folder / META_FILE,

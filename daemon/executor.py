@@ -23,6 +23,12 @@ class ClusterLost(Exception):
     """
 
 
+class WorkerNotStarted(ClusterLost):
+    """A worker process died before it could run anything (the package half replaced by an
+    upgrade, an interpreter it cannot read): the daemon's fault, never the file's. The item
+    goes back to the queue uncounted, and the executor reports a problem for a while."""
+
+
 class Executor(Protocol):
     """What the daemon needs of a worker pool."""
 

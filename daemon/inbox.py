@@ -63,9 +63,10 @@ def _visible_entries(folder: Path, wanted: Callable[[os.DirEntry[str]], bool]) -
     return sorted(Path(e.path) for e in entries if not is_ignored(e.name) and wanted(e))
 
 
-def signature(entries: Iterable[Path]) -> Signature | None:
+def signature(entries: Iterable[Path], covered: int = 0) -> Signature | None:
     """Size, mtime_ns, ctime_ns and holes of every file in ``entries`` (folders walked, links
-    not followed); None if one is gone.
+    not followed); None if one is gone. Holes in the first ``covered`` bytes of the first
+    file do not count (the rest of a copy, whose start is an earlier file: see rejoin.py).
 
     mtime_ns as well as size: Windows copies set the final size first and fill it in after.
     ctime_ns as well: a writer can set mtime back after each write (``os.utime``, ``touch
@@ -77,14 +78,16 @@ def signature(entries: Iterable[Path]) -> Signature | None:
             paths = [entry] if not entry.is_dir() else sorted(p for p in entry.rglob("*"))
             for path in paths:
                 stat = path.lstat()
-                holes = has_holes(path, stat) if path.is_file() and not path.is_symlink() else False
+                start = covered if not found else 0
+                regular = path.is_file() and not path.is_symlink()
+                holes = has_holes(path, stat, start) if regular else False
                 found.append((str(path), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, holes))
     except OSError:  # vanished, or unreadable for now: not settled, look again next scan
         return None
     return tuple(found)
 
 
-def has_holes(path: Path, stat: os.stat_result) -> bool:
+def has_holes(path: Path, stat: os.stat_result, start: int = 0) -> bool:
     """True when the file is still partly unwritten: a copier that sized it first (truncate,
     fallocate, a Windows copy) and fills it in place may pause longer than ``settle_s``.
 
@@ -92,16 +95,17 @@ def has_holes(path: Path, stat: os.stat_result) -> bool:
     ranges as holes too), and, where the filesystem cannot say, at allocated blocks well below
     the size of a file of some megabytes.
     """
-    if stat.st_size == 0:
+    written = stat.st_size - start
+    if written <= 0:
         return False
-    if stat.st_size >= SPARSE_MIN_BYTES and stat.st_blocks * 512 < FILLED_SHARE * stat.st_size:
+    if written >= SPARSE_MIN_BYTES and stat.st_blocks * 512 < FILLED_SHARE * written:
         return True
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return False  # unreadable: the handler will say so
     try:
-        return os.lseek(fd, 0, os.SEEK_HOLE) < stat.st_size
+        return os.lseek(fd, start, os.SEEK_HOLE) < stat.st_size
     except OSError:  # SEEK_HOLE not supported here: the block count above is all we have
         return False
     finally:

@@ -59,12 +59,36 @@ def arrivals_by_suffix(suffixes: frozenset[str]) -> Callable[[str, Path], list[A
 
     def find(kind: str, inbox: Path) -> list[Arrival]:
         files = visible_files(inbox)
-        names = {path.name for path in files}
         found = []
         for path in files:
             if path.suffix.lower() in suffixes:
-                sidecar = path.with_suffix(SIDECAR_SUFFIX)
-                extra = (sidecar,) if sidecar.name in names else ()
+                # STEM.json, or STEM.JSON beside STEM.MP4 (a Windows rig's upper case)
+                extra = [
+                    p for p in files if p.stem == path.stem and p.suffix.lower() == SIDECAR_SUFFIX
+                ]
+                found.append(Arrival(kind, path.stem, (path, *extra[:1])))
+        return found
+
+    return find
+
+
+def arrivals_with_video(suffixes: frozenset[str]) -> Callable[[str, Path], list[Arrival]]:
+    """Like ``arrivals_by_suffix``, and the video named after the file when dropped beside it
+    (a zip's frames are checked against it). A video that comes while the file settles joins
+    the arrival, which then settles again with it."""
+
+    def find(kind: str, inbox: Path) -> list[Arrival]:
+        files = visible_files(inbox)
+        found = []
+        for path in files:
+            if path.suffix.lower() in suffixes:
+                extra = [
+                    other
+                    for other in files
+                    if other.stem == path.stem
+                    and other != path
+                    and other.suffix.lower() in (*VIDEO_SUFFIXES, SIDECAR_SUFFIX)
+                ]
                 found.append(Arrival(kind, path.stem, (path, *extra)))
         return found
 
@@ -290,7 +314,7 @@ KINDS: dict[str, Kind] = {
     ),
     "zips": Kind(
         name="zips",
-        find_arrivals=arrivals_by_suffix(ZIP_SUFFIXES),
+        find_arrivals=arrivals_with_video(ZIP_SUFFIXES),
         handler="handlers.zips.handler:handle_zip",
         build_options=zip_options,
         keep_folder=keep_videos_in_project("zips"),

@@ -14,17 +14,20 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
-from daemon.executor import Executor, WorkerDied
+from daemon.executor import Executor, WorkerDied, WorkerNotStarted
 
 if TYPE_CHECKING:
     from daemon.config import Workers
 
 _CONTEXT = multiprocessing.get_context("spawn")
+STARTED = "started"  # a worker's first message: it runs; a death after this is the job's
+START_PAUSE_S = (5.0, 60.0)  # after workers fail to start: first pause, longest pause
 
 
 def make_executor(workers: Workers, on_change: Callable[[], None]) -> Executor:
@@ -51,6 +54,7 @@ def _child_main(
 ) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the daemon to handle
     _die_with_parent(parent)
+    conn.send(STARTED)
     try:
         conn.send((True, fn(*args)))
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the daemon
@@ -68,6 +72,9 @@ class ProcessPerJobExecutor:
     def __init__(self) -> None:
         self._processes: set[Any] = set()
         self._lock = threading.Lock()
+        self._start_failure = ""  # why the last worker could not start ("" once one did)
+        self._pause = 0.0
+        self._paused_until = 0.0
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
         future: Future[Any] = Future()
@@ -80,29 +87,58 @@ class ProcessPerJobExecutor:
         process = _CONTEXT.Process(target=_child_main, args=(sender, fn, args, os.getpid()))
         try:
             process.start()
-        except Exception as exc:  # noqa: BLE001 - a failed start is this job's failure
-            future.set_exception(exc)
+        except Exception as exc:  # noqa: BLE001 - no worker: the daemon's problem
+            future.set_exception(self._not_started(f"{type(exc).__name__}: {exc}"))
             return
         sender.close()
         with self._lock:
             self._processes.add(process)
+        started = False
         try:
             answer = receiver.recv()
+            started = answer == STARTED
+            if started:
+                self._started()
+                answer = receiver.recv()
         except (EOFError, OSError):
             answer = None
         process.join()
         with self._lock:
             self._processes.discard(process)
-        if answer is None:
+        if answer is None and not started:
+            future.set_exception(self._not_started(_describe_exit(process.exitcode)))
+        elif answer is None:
             future.set_exception(WorkerDied(_describe_exit(process.exitcode)))
         elif answer[0]:
             future.set_result(answer[1])
         else:
             future.set_exception(answer[1])
 
+    def _not_started(self, reason: str) -> WorkerNotStarted:
+        """Note that a worker could not start; pause new jobs, longer each time in a row."""
+        with self._lock:
+            first, longest = START_PAUSE_S
+            self._pause = min(self._pause * 2, longest) if self._pause else first
+            self._paused_until = time.monotonic() + self._pause
+            self._start_failure = reason
+        return WorkerNotStarted(f"A worker process could not start ({reason}).")
+
+    def _started(self) -> None:
+        with self._lock:
+            self._pause, self._start_failure = 0.0, ""
+
     def problem(self) -> str | None:
-        """Local processes can always be started."""
-        return None
+        """Why no job is taken now: workers failed to start a moment ago (see the log)."""
+        with self._lock:
+            left = self._paused_until - time.monotonic()
+            if left <= 0 or not self._start_failure:
+                return None
+            return (
+                f"Workers cannot start ({self._start_failure}; the daemon's stderr in the log "
+                "says why, e.g. framewatch half replaced by an upgrade). This is framewatch's "
+                f"problem, not the files'; nothing is taken until a worker starts, tried again "
+                f"in {left:.0f} s."
+            )
 
     def terminate_all(self) -> None:
         """Stop every running worker (on shutdown, after the grace period)."""

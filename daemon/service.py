@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from daemon import arriving, labelers, sessions, status_page
+from daemon import arriving, collisions, labelers, late, links, rejoin, sessions, status_page
 from daemon import status as st
 from daemon.atomic import read_json, write_json_atomic
 from daemon.claim import (
@@ -32,6 +32,7 @@ from daemon.claim import (
     ClaimedItem,
     ClaimFolder,
     input_changed,
+    note_claimed_signature,
     release,
 )
 from daemon.config import Settings
@@ -116,6 +117,9 @@ class Daemon:
         self.arriving = arriving.ArrivingReporter(self.status, log=self.log)
         self.page = status_page.StatusPage(self.status.folder, self.settings.folder("project"))
         self.started_at = st.utc_now()
+        self.earlier = rejoin.EarlierCopies()
+        self.told_rest: set[tuple[str, str]] = set()
+        self.told_odd: dict[tuple[str, str], list[str]] = {}
         self.executor = make_executor(self.settings.workers, lambda: self.wake.set())
         self.executor_problem: str | None = None
         self.told_about_problem: set[tuple[str, str]] = set()
@@ -343,15 +347,24 @@ class Daemon:
         found: list[Arrival] = []
         for kind_name, inbox in self.inboxes().items():
             try:
+                if recreate_inbox(inbox, self.status.folder):
+                    self.log.warning("inbox recreated", kind=kind_name, inbox=str(inbox))
                 found += KINDS[kind_name].find_arrivals(kind_name, inbox)
             except OSError as exc:
                 self.log.warning(
                     "inbox unreadable", kind=kind_name, inbox=str(inbox), error=str(exc)
                 )
-        settled = self.sessions.observe(self.tracker, found, now, self.busy_names())
+        taken = [r.item for r in self.running.values()] + [w.item for w in self.waiting]
+        in_use = {(i.kind, i.name): i.origins[0].name for i in taken if i.origins}
+        found = collisions.tell_apart(found, in_use)
+        covered = self.earlier.covered(found, now)
+        settled = self.sessions.observe(self.tracker, found, now, self.busy_names(), covered)
         for arrival, problems in self.sessions.take_expired():
             self.fail_unclaimed(arrival, problems)
         self.tell_unfilled({a.key: a for a in found})
+        self.tell_rest(found, now, set(covered))
+        self.tell_odd()
+        self.set_late_sidecars_aside(found)
         fresh = {a.key: a for a in settled if a.key not in self.running}
         self.note_arriving(found, fresh, now)
         for key, arrival in fresh.items():
@@ -371,6 +384,7 @@ class Daemon:
         owned |= {(r.item.kind, r.item.name) for r in self.running.values()}
         owned |= {(w.item.kind, w.item.name) for w in self.waiting}
         owned |= self.sessions.waiting()  # a session's waiting status is not a leftover
+        owned |= self.told_rest  # the rest of an earlier copy: its status says so (rejoin.py)
         seen = arriving.sightings(found, self.tracker.watched(), now, time.time())
         self.arriving.observe(seen, owned)
 
@@ -383,6 +397,47 @@ class Daemon:
             if arrival is not None:
                 self.log.info("not filled in yet", kind=arrival.kind, name=arrival.name)
         self.told_unfilled = unfilled
+
+    def tell_rest(self, found: list[Arrival], now: float, rests: set[tuple[str, str]]) -> None:
+        """Say once, in its status, that a file is taken for the rest of an earlier copy."""
+        for arrival in found:
+            earlier = self.earlier.get(arrival, now)
+            if arrival.key in rests - self.told_rest and earlier is not None:
+                message = rejoin.waiting_message(arrival.entries[0].name, earlier)
+                self.record(arrival.kind, arrival.name, st.QUEUED, message, fresh=True)
+        self.told_rest = rests
+
+    def tell_odd(self) -> None:
+        """Give links, FIFOs and other odd entries in an inbox a status, once (see links.py)."""
+        odd = {
+            (kind, name): problems
+            for kind, inbox in self.inboxes().items()
+            for name, problems in links.inbox_odd(inbox).items()
+        }
+        for (kind, name), problems in odd.items():
+            if self.told_odd.get((kind, name)) != problems:
+                self.log.warning("refused", kind=kind, name=name, problems=problems)
+                message = links.refusal(problems) + "."
+                self.record(kind, name, st.FAILED, message, problems=[message])
+        self.told_odd = odd
+
+    def set_late_sidecars_aside(self, found: list[Arrival]) -> None:
+        """Move a sidecar that came after its video was taken out of the inbox (see late.py)."""
+        for kind, inbox in self.inboxes().items():
+            for sidecar in late.lone_sidecars(inbox, found, self.settings.watch.settle_s):
+                taken = late.taken_before(self.earlier, kind, sidecar)
+                if taken is None:
+                    continue
+                archive = self.settings.folder("archive") / kind
+                try:
+                    kept, message = late.set_aside(
+                        sidecar, taken.path.name, taken.taken_at, archive
+                    )
+                except OSError:
+                    self.log.exception("late sidecar not moved", sidecar=str(sidecar))
+                    continue
+                self.log.warning("late sidecar set aside", kind=kind, kept=str(kept))
+                self.record(kind, sidecar.name, st.FAILED, message, problems=[message])
 
     def dispatch(self) -> None:
         """Start queued items while workers are free; one item per bundle folder at a time."""
@@ -403,8 +458,11 @@ class Daemon:
                 continue
             del self.settled[key]
             self.tracker.forget(arrival)
+            earlier = self.earlier.get(arrival, now)
             item = self.claim(arrival)
             if item is not None:
+                if earlier is not None:
+                    self.rejoin(item, earlier)
                 self.start(item)
 
     def bundle_busy(self, name: str) -> bool:
@@ -424,7 +482,32 @@ class Daemon:
             log.info("taken by another daemon")
         else:
             log.info("claimed", folder=str(item.folder))
+            if len(arrival.entries) == 1 and item.files:
+                taken = item.input / arrival.entries[0].name
+                self.earlier.taken(item.kind, taken, time.monotonic())
         return item
+
+    def rejoin(self, item: ClaimedItem, earlier: rejoin.Earlier) -> None:
+        """Make a claimed file that is the rest of an earlier copy the whole copy again; the
+        earlier part, and an item or bundle made from it, are set aside (see rejoin.py)."""
+        log = self.log.bind(kind=item.kind, name=item.name)
+        try:
+            later = item.input / item.origins[0].name
+            if not rejoin.continues(earlier.path, later):
+                return
+            holder = next((w for w in self.waiting if w.item.input == earlier.path.parent), None)
+            aside = self.settings.folder("archive") / "superseded" / item.kind
+            joined = rejoin.join(earlier, later, aside)
+            if holder is not None:
+                self.waiting.remove(holder)
+                release(holder.item)
+            rejoin.note_joined(item.folder, joined)
+            note_claimed_signature(item)  # the start was filled in by us, not a copier
+        except Exception:
+            log.exception("could not join to the earlier copy")
+            return
+        log.warning("rest of an earlier copy", kept=joined.kept, bundles=joined.bundle_kept)
+        self.record(item.kind, item.name, st.QUEUED, joined.message(), progress=0.0)
 
     def start(self, item: ClaimedItem) -> None:
         """Publish a result that survived a restart, or hand the item to a worker."""
@@ -433,6 +516,7 @@ class Daemon:
             if input_changed(item):
                 self.resettle(item)
                 return
+            links.refuse_odd(item.files)  # never read through a link (a folder drop's member)
             saved = read_json(item.folder / RESULT_FILE)
             if isinstance(saved, dict):
                 log.info("publishing saved result")
@@ -526,11 +610,14 @@ class Daemon:
                 publish_bundle(staging, target)
             kind = KINDS[item.kind]
             kept = [k for p in item.files for k in keep_inputs(self.settings, kind.keep_folder, p)]
+            main = rejoin.follow(kept, item.origins[0].name)
+            if main is not None:
+                self.earlier.moved(item.kind, item.origins[0].name, main, (target, reports))
             published = labelers.PublishedBundle(
                 item.name, result.selected, result.files, reports, kept
             )
             announced = labelers.announce_bundle(project, published, self.settings)
-            warnings = [*result.warnings, *announced]
+            warnings = [*rejoin.joined_note(item.folder), *result.warnings, *announced]
             where = {
                 "pictures": status_page.bundle_pictures(project, reports, result.files),
                 "reports_folder": str(reports),
@@ -630,16 +717,23 @@ class Daemon:
         try:
             failed = self.settings.folder("failed") / item.kind
             kept = [(move_without_replacing(path, failed), path.name) for path in item.files]
+            main = rejoin.follow([path for path, _ in kept], item.origins[0].name)
+            if main is not None:
+                self.earlier.moved(item.kind, item.origins[0].name, main)
             release(item)
             where = ", ".join(str(path) for path, _ in kept)
             message = " ".join(problems) + f" The file was kept as {where}."
-        except Exception:
+        except Exception as move_error:
             log.exception("could not move to failed", folder=str(item.folder))
-            if passing and self.retry_passing_errors and not self.stopping.is_set():
+            passing_now = passing or is_passing(move_error)  # a read-only share, for one
+            if passing_now and self.retry_passing_errors and not self.stopping.is_set():
                 # The share is still away: keep the item claimed and try again later.
                 delay = self.settings.retry.max_delay_s
                 self.waiting.append(Waiting(item, time.monotonic() + delay, attempts))
                 again = f" Trying again in {delay:.0f} s."
+                if not passing:  # say why it is not in failed/ yet, and that it will be
+                    why = describe_passing(move_error)
+                    again = f" It is kept until it can be moved to failed/: {why}{again}"
                 self.safe_record(item, st.QUEUED, " ".join(problems[:1]) + again)
                 return
             kept = []
@@ -705,7 +799,7 @@ class Daemon:
         if input_changed(item):
             self.resettle(item)
             return True
-        short = f"Only {exc.decoded} of the {exc.promised} frames its container promises decode"
+        short = exc.shortfall
         if not self.retry_passing_errors or self.stopping.is_set():
             self.gave_up = True  # `once`: leave it for the next pass, not failed
             self.put_back(item)
@@ -847,7 +941,7 @@ class Daemon:
 
     def tell_waiting_items(self, problem: str) -> None:
         """Say once in each waiting or running item's status why it does not move on."""
-        message = f"{problem} This item goes on as soon as the cluster can take it."
+        message = f"{problem} This item goes on as soon as a worker can take it."
         told = self.told_about_problem
         for key, arrival in self.settled.items():
             if key not in told:
@@ -866,7 +960,7 @@ class Daemon:
         """Queue an item the cluster lost again; not a failed attempt, so no retry is used up."""
         self.log.warning("requeued", kind=item.kind, name=item.name, reason=str(exc))
         self.waiting.append(Waiting(item))
-        message = f"{exc} It will run again as soon as the cluster can take it."
+        message = f"{exc} It will run again as soon as a worker can take it."
         self.safe_record(item, st.QUEUED, message, progress=0.0)
 
     def record(self, kind: str, name: str, state: str, message: str, **fields: Any) -> None:
@@ -895,6 +989,16 @@ def keep_inputs(
             if elsewhere != home:
                 kept.append(move_without_replacing(member, elsewhere))
     return [*kept, move_without_replacing(path, home)]
+
+
+def recreate_inbox(inbox: Path, status: Path) -> bool:
+    """Make an inbox someone deleted again; True if it was. Only while the share is there
+    (the status folder and the inbox's grandparent exist): never a local folder where a share
+    is not mounted."""
+    if inbox.is_dir() or not status.is_dir() or not inbox.parent.parent.is_dir():
+        return False
+    inbox.mkdir(parents=True, exist_ok=True)
+    return True
 
 
 def clear_staging(item: ClaimedItem) -> None:

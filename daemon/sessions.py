@@ -17,6 +17,7 @@ scan, ``plan_job`` when it starts an item and ``publish_session`` when one is do
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -115,7 +116,12 @@ class SessionGate:
     expired: list[tuple[Arrival, list[str]]] = field(default_factory=list)
 
     def observe(
-        self, tracker: SettleTracker, found: list[Arrival], now: float, busy: set[str]
+        self,
+        tracker: SettleTracker,
+        found: list[Arrival],
+        now: float,
+        busy: set[str],
+        covered: Mapping[tuple[str, str], int] | None = None,
     ) -> list[Arrival]:
         """``tracker.observe`` with the views of sessions replaced by whole sessions.
 
@@ -124,7 +130,7 @@ class SessionGate:
         """
         views = view_names(self.settings)
         if not views:
-            return tracker.observe(found, now)
+            return tracker.observe(found, now, covered)
         videos = [a for a in found if a.kind == KIND]
         groups = session_views([a.entries[0] for a in videos], views)
         inbox = self.settings.folder(KIND)
@@ -133,7 +139,7 @@ class SessionGate:
             for session in groups
             if (inbox / f"{session}.json").is_file()
         }
-        settled = tracker.observe([*found, *sidecars.values()], now)
+        settled = tracker.observe([*found, *sidecars.values()], now, covered)
         settled_keys = {a.key for a in settled}
         members = {a.entries[0]: a for a in videos if a.entries[0] in _paths(groups)}
         taken = [a for a in settled if a.entries[0] not in members and a not in sidecars.values()]

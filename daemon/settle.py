@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from daemon.inbox import Arrival, Signature, signature
@@ -42,12 +42,19 @@ class SettleTracker:
         """Keys of the arrivals held back because a file of theirs still has holes."""
         return [key for key, seen in self._seen.items() if seen.has_holes]
 
-    def observe(self, arrivals: Iterable[Arrival], now: float) -> list[Arrival]:
-        """Record one scan; return the arrivals unchanged for at least ``settle_s``."""
+    def observe(
+        self,
+        arrivals: Iterable[Arrival],
+        now: float,
+        covered: Mapping[tuple[str, str], int] | None = None,
+    ) -> list[Arrival]:
+        """Record one scan; return the arrivals unchanged for at least ``settle_s``.
+
+        ``covered``: bytes at the start of an arrival's file that an earlier part holds."""
         settled = []
         current = {}
         for arrival in arrivals:
-            sig = signature(arrival.entries)
+            sig = signature(arrival.entries, (covered or {}).get(arrival.key, 0))
             if sig is None:
                 continue
             seen = self._seen.get(arrival.key)

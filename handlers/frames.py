@@ -16,6 +16,8 @@ Memory is bounded by MAX_SAMPLE_BYTES of reduced frames plus 8 bytes of timestam
 from __future__ import annotations
 
 import contextlib
+import os
+import struct
 import tempfile
 from array import array
 from collections import deque
@@ -117,6 +119,15 @@ class VideoScan:
 
 
 def _cannot_open(path: Path) -> InputError:
+    if lacks_index(path):
+        return IncompleteInput(
+            [
+                f"{path.name} has no index yet (its 'moov' box, which an .mp4 or .mov gets "
+                "last, is missing), so it cannot be opened: the copy is incomplete. Copy the "
+                "whole recording again"
+            ],
+            missing=f"{path.name} has no index yet (its 'moov' box, written last, is missing)",
+        )
     return InputError(
         [
             f"{path.name} could not be opened as a video: it is not a video file, or "
@@ -124,6 +135,39 @@ def _cannot_open(path: Path) -> InputError:
             ".mov or .mkv)."
         ]
     )
+
+
+ISO_FIRST_BOXES = frozenset({b"ftyp", b"wide", b"free", b"skip", b"mdat"})
+
+
+def lacks_index(path: Path) -> bool:
+    """True for an ISO media file (.mp4, .mov: first box ``ftyp``, ``mdat`` ...) whose top-level
+    boxes hold no ``moov``, the index most writers put last: a copy that has not reached it.
+
+    Such a file fails to open; unlike a damaged one it may be whole a moment later.
+    """
+    try:
+        with path.open("rb") as handle:
+            end = os.fstat(handle.fileno()).st_size
+            offset = 0
+            while offset + 8 <= end:
+                handle.seek(offset)
+                head = handle.read(16)
+                size, kind = struct.unpack(">I4s", head[:8])
+                if offset == 0 and kind not in ISO_FIRST_BOXES:
+                    return False
+                if kind == b"moov":
+                    return False
+                if size == 1 and len(head) == 16:
+                    size = struct.unpack(">Q", head[8:16])[0]
+                elif size == 0:
+                    size = end - offset
+                if size < 8:
+                    return False  # not a box: not an ISO media file after all
+                offset += size
+    except OSError:
+        return False
+    return end >= 8
 
 
 def _open_capture(path: Path, params: Sequence[int] = ()) -> cv2.VideoCapture:

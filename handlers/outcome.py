@@ -35,15 +35,26 @@ class InputError(Exception):
 
 class IncompleteInput(InputError):
     """The input holds less than it says it does: fewer frames decode than its container
-    promises. Most often a copy that stalled part way; the daemon waits and looks again."""
+    promises, or an .mp4's index is not there yet. Most often a copy that stalled part way;
+    the daemon waits and looks again."""
 
-    def __init__(self, problems: Sequence[str], decoded: int, promised: int) -> None:
+    def __init__(
+        self, problems: Sequence[str], decoded: int = 0, promised: int = 0, missing: str = ""
+    ) -> None:
         super().__init__(problems)
         self.decoded = decoded
         self.promised = promised
+        self.missing = missing
 
-    def __reduce__(self) -> tuple[type[IncompleteInput], tuple[list[str], int, int]]:  # type: ignore[override]
-        return (IncompleteInput, (self.problems, self.decoded, self.promised))
+    @property
+    def shortfall(self) -> str:
+        """What is missing, as the start of a sentence for the status."""
+        if self.missing:
+            return self.missing
+        return f"Only {self.decoded} of the {self.promised} frames its container promises decode"
+
+    def __reduce__(self) -> tuple[type[IncompleteInput], tuple[list[str], int, int, str]]:  # type: ignore[override]
+        return (IncompleteInput, (self.problems, self.decoded, self.promised, self.missing))
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from handlers.bundle import frame_index
 from tests.harness import Framewatch
 from tests.media import write_barcode_video
-from tests.ops import events
+from tests.ops import bundle_selected, events
 
 FAST = "\n[extract]\nframes_per_video = 4\ncontext_frames = 1\n"
 CHUNKS = 6
@@ -153,4 +154,176 @@ def test_recording_that_stays_short_fails_saying_both_numbers(fw: Framewatch) ->
     assert 2 == len(events(fw, "started", name="cut"))
     assert (fw.failed("videos") / "cut.avi").read_bytes() == data[: len(data) // 2]
     assert not fw.bundle("cut").exists()
+    assert 0 == fw.stop()
+
+
+def wait_short(fw: Framewatch, name: str, frames: int) -> None:
+    fw.wait_for(
+        lambda: f"of the {frames} frames" in (fw.status("videos", name) or {}).get("message", ""),
+        60,
+        "the status to say the recording is short",
+    )
+
+
+def superseded(fw: Framewatch, name: str) -> list[Path]:
+    return sorted((fw.root / "archive" / "superseded" / "videos").glob(f"{name}*"))
+
+
+def test_rsync_partial_resumed_is_joined_to_its_first_part(fw: Framewatch) -> None:
+    """rsync --partial cut at a third leaves the part under the final name (taken: it is
+    short); resumed, rsync writes the whole file under a hidden name and renames it over the
+    name. The whole file is the rest of the first part: one intact recording, one bundle from
+    all 600 frames, and the part kept aside, named in the status."""
+    fw.settle_s = 0.6
+    fw.extra_config = RETRY.format(attempts=8)
+    fw.write_config()
+    data = mjpg_video(fw.root / "src", "rs", 600)
+    part = data[: len(data) // 3]
+    fw.start()
+    inbox = fw.inbox("videos")
+    (inbox / "rs.avi").write_bytes(part)
+    wait_short(fw, "rs", 600)
+    hidden = inbox / ".rs.avi.Xy12Ab"
+    hidden.write_bytes(data)
+    hidden.rename(inbox / "rs.avi")
+    status = fw.wait_state("videos", "rs", timeout=120)
+    assert "complete" == status["state"], status
+    assert 600 == status["report"]["frame_count"]
+    assert data == (fw.project / "videos" / "rs.avi").read_bytes()
+    kept = superseded(fw, "rs")
+    assert [part] == [path.read_bytes() for path in kept]
+    assert any("is the rest of the copy" in w and str(kept[0]) in w for w in status["warnings"])
+    assert ["rs"] == sorted(p.name for p in (fw.project / "labeled-data").iterdir())
+    assert not list((fw.root / "failed").rglob("rs*"))
+    assert 1 == len(events(fw, "rest of an earlier copy", name="rs"))
+    assert 0 == fw.stop()
+
+
+def test_copier_reopening_by_path_after_a_stall_gives_one_recording(fw: Framewatch) -> None:
+    """A copier writes a third, stalls (the file is taken: short), then reopens the path and
+    writes the rest at its offsets (dd seek=N conv=notrunc): the new file starts with a hole
+    where the first third was. It is joined to the first third, not taken as a second half."""
+    fw.settle_s = 0.6
+    fw.extra_config = RETRY.format(attempts=8)
+    fw.write_config()
+    data = mjpg_video(fw.root / "src", "dd", 600)
+    third = len(data) // 3
+    fw.start()
+    target = fw.inbox("videos") / "dd.avi"
+    target.write_bytes(data[:third])
+    wait_short(fw, "dd", 600)
+    assert not target.exists()
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        for offset, chunk in pieces(data[third:], 4):
+            os.pwrite(fd, chunk, third + offset)
+            os.fsync(fd)
+            time.sleep(0.1)
+    finally:
+        os.close(fd)
+    status = fw.wait_state("videos", "dd", timeout=120)
+    assert "complete" == status["state"], status
+    assert 600 == status["report"]["frame_count"]
+    assert data == (fw.project / "videos" / "dd.avi").read_bytes()
+    assert [data[:third]] == [path.read_bytes() for path in superseded(fw, "dd")]
+    assert ["dd"] == sorted(p.name for p in (fw.project / "labeled-data").iterdir())
+    assert 0 == fw.stop()
+
+
+def without_frame_counts(data: bytes) -> bytes:
+    """An .avi whose header does not say how many frames it holds (both counts zero), as a
+    capture program writes until it closes the file: a part of it decodes as a whole."""
+    patched = bytearray(data)
+    for tag, at in ((b"avih", 16), (b"strh", 32)):
+        start = patched.find(tag) + 8 + at
+        patched[start : start + 4] = bytes(4)
+    return bytes(patched)
+
+
+def test_rest_of_a_published_part_replaces_it_and_its_bundle(fw: Framewatch) -> None:
+    """A part that says nothing of its length is published; the whole file then arrives under
+    its name (rsync --partial resumed). The part and its bundle are set aside, the whole
+    recording takes its place in project/videos, and one bundle is made from it."""
+    fw.settle_s = 0.6
+    fw.extra_config = FAST
+    fw.write_config()
+    data = without_frame_counts(mjpg_video(fw.root / "src", "pub", 300))
+    part = data[: len(data) // 3]
+    fw.start()
+    inbox = fw.inbox("videos")
+    (inbox / "pub.avi").write_bytes(part)
+    first = fw.wait_state("videos", "pub", timeout=120)
+    assert "complete" == first["state"], first
+    assert first["report"]["frame_count"] < 150
+    hidden = inbox / ".pub.avi.Qw34Er"
+    hidden.write_bytes(data)
+    hidden.rename(inbox / "pub.avi")
+    status = fw.wait_for(
+        lambda: (
+            (s := fw.status("videos", "pub"))
+            and s.get("report", {}).get("frame_count") == 300
+            and s
+        ),
+        120,
+        "the bundle of the whole recording",
+    )
+    assert "complete" == status["state"], status
+    assert data == (fw.project / "videos" / "pub.avi").read_bytes()
+    aside = fw.root / "archive" / "superseded" / "videos"
+    assert part == (aside / "pub.avi").read_bytes()
+    assert (aside / "bundles" / "pub").is_dir()
+    assert any(str(aside / "bundles" / "pub") in w for w in status["warnings"])
+    assert ["pub"] == sorted(p.name for p in (fw.project / "labeled-data").iterdir())
+    frames = {frame_index(row.split(",")[0]) for row in bundle_selected(fw, "pub")} - {None}
+    assert max(f for f in frames if f is not None) >= 150  # past the part's end: the whole
+    pngs = {frame_index(path.name) for path in fw.bundle("pub").glob("img*.png")}
+    assert pngs == {f + d for f in frames if f is not None for d in (-1, 0, 1)}, "part's frames"
+    assert 0 == fw.stop()
+
+
+def test_mp4_without_its_index_yet_waits_and_is_taken_whole(fw: Framewatch) -> None:
+    """An .mp4 copy that stalls before its index (moov, written last) cannot be opened; it is
+    not failed as damaged but waits, and when the copier writes on into the taken file it
+    goes back to settle and is published from all its frames; nothing lands in failed/."""
+    fw.settle_s = 0.6
+    fw.extra_config = RETRY.format(attempts=8)
+    fw.write_config()
+    (fw.root / "src").mkdir()
+    data = write_barcode_video(fw.root / "src" / "nomoov", 300).read_bytes()
+    assert data.find(b"moov") > len(data) // 2
+    fw.start()
+    target = fw.inbox("videos") / "nomoov.mp4"
+    with target.open("wb") as out:
+        out.write(data[: len(data) // 2])
+        out.flush()
+        fw.wait_for(
+            lambda: "has no index yet" in (fw.status("videos", "nomoov") or {}).get("message", ""),
+            60,
+            "the status to say the index is missing",
+        )
+        assert "queued" == fw.status("videos", "nomoov")["state"]  # type: ignore[index]
+        out.write(data[len(data) // 2 :])
+    status = fw.wait_state("videos", "nomoov", timeout=120)
+    assert "complete" == status["state"], status
+    assert 300 == status["report"]["frame_count"]
+    assert data == (fw.project / "videos" / "nomoov.mp4").read_bytes()
+    assert not (fw.root / "failed").exists() or not list((fw.root / "failed").rglob("nomoov*"))
+    assert 0 == fw.stop()
+
+
+def test_mp4_that_never_gets_its_index_fails_saying_so(fw: Framewatch) -> None:
+    """An .mp4 cut before its index for good is failed after its looks, saying the index is
+    missing (not that it is no video), and kept in failed/."""
+    fw.settle_s = 0.3
+    fw.extra_config = RETRY.format(attempts=2)
+    fw.write_config()
+    (fw.root / "src").mkdir()
+    data = write_barcode_video(fw.root / "src" / "cutmp4", 120).read_bytes()
+    (fw.inbox("videos") / "cutmp4.mp4").write_bytes(data[: len(data) // 2])
+    fw.start()
+    status = fw.wait_state("videos", "cutmp4", timeout=120)
+    assert "failed" == status["state"], status
+    assert "has no index yet" in status["message"], status
+    assert 2 == len(events(fw, "started", name="cutmp4"))
+    assert (fw.failed("videos") / "cutmp4.mp4").read_bytes() == data[: len(data) // 2]
     assert 0 == fw.stop()

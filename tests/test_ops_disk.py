@@ -125,3 +125,30 @@ def test_full_disk_waits_and_retries(tmp_path: Path) -> None:
         "Nothing is lost" in str(waiting["message"]),
     )
     assert ("complete", 4, ["mouse.mp4"], 0) == (status["state"], len(selected), kept, code)
+
+
+def test_read_only_share_during_the_failure_path_keeps_the_item_waiting(fw: Framewatch) -> None:
+    """A bad file fails while failed/ refuses writes (a share turned read-only): the item is
+    not forgotten in the claims folder; it waits, and once the share is writable again it is
+    failed properly, its file kept in failed/videos/."""
+    fw.settle_s = 0.3
+    fw.extra_config = "\n[retry]\nfirst_delay_s = 1\nmax_delay_s = 1\njitter = 0\n"
+    fw.write_config()
+    fw.start()
+    failed = fw.root / "failed"
+    with immutable(failed):
+        (fw.inbox("videos") / "bad.mp4").write_text("not a video\n" * 100)
+        fw.wait_for(
+            lambda: (
+                "kept until it can be moved"
+                in (fw.status("videos", "bad") or {}).get("message", "")
+            ),
+            60,
+            "the status to say the file waits to be moved to failed/",
+        )
+        assert "queued" == fw.status("videos", "bad")["state"]  # type: ignore[index]
+    status = fw.wait_state("videos", "bad", ("failed",), timeout=60)
+    assert "could not be opened as a video" in status["message"], status
+    assert (fw.failed("videos") / "bad.mp4").read_text().startswith("not a video")
+    assert not [p for p in (fw.root / "work" / "claims").rglob("bad.mp4*")]
+    assert 0 == fw.stop()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import time
 
 from tests.harness import Framewatch
 from tests.ops import drop, make_video
@@ -24,4 +27,122 @@ def test_huge_sidecar_is_refused_with_a_short_status(fw: Framewatch) -> None:
     assert "more than the 65536 a sidecar may have" in status["message"], status
     assert fw.status_path("videos", "big").stat().st_size < 8000
     assert len(fw.log_text()) < 100_000
+    assert 0 == fw.stop()
+
+
+def test_links_and_fifos_are_refused_kept_and_never_read(fw: Framewatch) -> None:
+    """A folder drop with a member linked to a secret outside, a loose linked video, a
+    dangling link and a FIFO: each gets a status naming it as refused; nothing is read
+    through a link (the secret appears in no status); the entries are kept as they were; a
+    real video beside them is processed."""
+    fw.settle_s = 0.3
+    fw.extra_config = FAST
+    fw.write_config()
+    outside = fw.root / "outside"
+    outside.mkdir()
+    secret = outside / "secret.csv"
+    secret.write_text("scorer,TOPSECRET-42\nbodyparts,nose\ncoords,x\n0,1\n")
+    video = make_video(outside, "elsewhere", 60)
+    drop_folder = fw.inbox("inference") / "clip"
+    drop_folder.mkdir()
+    (drop_folder / "clip.csv").write_text("scorer,model\nbodyparts,nose\ncoords,x\n0,1\n")
+    (drop_folder / "clip.rng0.csv").symlink_to(secret)
+    videos = fw.inbox("videos")
+    (videos / "linked.mp4").symlink_to(video)
+    (videos / "dangling.mp4").symlink_to(outside / "gone.mp4")
+    os.mkfifo(videos / "pipe.mp4")
+    drop(make_video(fw.root / "src", "real", 60), videos)
+    fw.start()
+    assert "complete" == fw.wait_state("videos", "real")["state"]
+    expected = {
+        ("inference", "clip"): "clip/clip.rng0.csv is a symbolic link",
+        ("videos", "linked"): "linked.mp4 is a symbolic link",
+        ("videos", "dangling"): "which points to nothing",
+        ("videos", "pipe"): "pipe.mp4 is a named pipe (FIFO)",
+    }
+    for (kind, name), words in expected.items():
+        status = fw.wait_state(kind, name)
+        assert "failed" == status["state"], status
+        assert "Refused" in status["message"] and words in status["message"], status
+    everything = "".join(p.read_text() for p in (fw.root / "status").rglob("*.json"))
+    assert "TOPSECRET" not in everything and "TOPSECRET" not in fw.log_text()
+    kept = fw.failed("inference") / "clip" / "clip.rng0.csv"
+    assert kept.is_symlink() and kept.readlink() == secret
+    assert (videos / "linked.mp4").is_symlink() and (videos / "dangling.mp4").is_symlink()
+    assert (videos / "pipe.mp4").exists()
+    assert secret.read_text().startswith("scorer,TOPSECRET")
+    assert 0 == fw.stop()
+
+
+def test_upper_case_sidecar_long_name_and_deleted_inbox(fw: Framewatch) -> None:
+    """MOUSE.JSON beside MOUSE.MP4 is applied; a name of 240 bytes gets its status and
+    bundle; an inbox deleted while the daemon runs is made again and takes new drops."""
+    fw.settle_s = 0.3
+    fw.extra_config = FAST
+    fw.write_config()
+    inbox = fw.inbox("videos")
+    make_video(fw.root / "src", "MOUSE", 60).rename(inbox / "MOUSE.MP4")
+    (inbox / "MOUSE.JSON").write_text(json.dumps({"frames_per_video": 2, "context_frames": 0}))
+    long_name = "L" * 236
+    make_video(fw.root / "src", "long", 60).rename(inbox / f"{long_name}.mp4")
+    fw.start()
+    mouse = fw.wait_state("videos", "MOUSE")
+    assert "complete" == mouse["state"], mouse
+    assert 2 == mouse["frames_selected"], mouse
+    long_status = fw.wait_state("videos", long_name)
+    assert "complete" == long_status["state"], long_status
+    assert fw.bundle(long_name).is_dir()
+    shutil.rmtree(inbox)
+    fw.wait_for(inbox.is_dir, 30, "the inbox to be made again")
+    drop(make_video(fw.root / "src", "after", 60), inbox)
+    assert "complete" == fw.wait_state("videos", "after")["state"]
+    assert 0 == fw.stop()
+
+
+def test_two_recordings_of_one_stem_keep_both_outcomes(fw: Framewatch) -> None:
+    """mouse3.avi (damaged) and mouse3.mp4 (good) dropped together: the failure stays
+    visible beside the success, each with its own status and the good one its own bundle."""
+    fw.settle_s = 0.3
+    fw.extra_config = FAST
+    fw.write_config()
+    inbox = fw.inbox("videos")
+    (inbox / "mouse3.avi").write_text("not a video\n" * 100)
+    drop(make_video(fw.root / "src", "mouse3", 60), inbox)
+    fw.start()
+    damaged = fw.wait_state("videos", "mouse3")
+    good = fw.wait_state("videos", "mouse3.mp4")
+    assert "failed" == damaged["state"], damaged
+    assert "mouse3.avi could not be opened" in damaged["message"], damaged
+    assert "complete" == good["state"], good
+    assert fw.bundle("mouse3.mp4").is_dir() and not fw.bundle("mouse3").exists()
+    assert (fw.failed("videos") / "mouse3.avi").is_file()
+    assert (fw.project / "videos" / "mouse3.mp4").is_file()
+    time.sleep(1.0)  # nothing overwrites either later
+    assert "failed" == fw.status("videos", "mouse3")["state"]  # type: ignore[index]
+    assert 0 == fw.stop()
+
+
+def test_sidecar_after_its_video_is_set_aside_not_applied_to_the_next(fw: Framewatch) -> None:
+    """mouse.json dropped after mouse.mp4 was taken: not applied to it, moved out of the inbox
+    (kept) with a status saying so; the next, unrelated mouse.mp4 gets the config's options."""
+    fw.settle_s = 0.3
+    fw.extra_config = FAST
+    fw.write_config()
+    inbox = fw.inbox("videos")
+    fw.start()
+    drop(make_video(fw.root / "src", "mouse", 60), inbox)
+    assert "complete" == fw.wait_state("videos", "mouse")["state"]
+    (inbox / "mouse.json").write_text(json.dumps({"frames_per_video": 2}))
+    late = fw.wait_state("videos", "mouse.json", ("failed",), timeout=60)
+    assert "came after mouse.mp4 was taken" in late["message"], late
+    kept = fw.root / "archive" / "videos" / "late-sidecars" / "mouse.json"
+    assert {"frames_per_video": 2} == json.loads(kept.read_text())
+    assert not (inbox / "mouse.json").exists()
+    drop(make_video(fw.root / "src2", "mouse", 90), inbox)
+    fw.wait_for(
+        lambda: (fw.status("videos", "mouse") or {}).get("report", {}).get("frame_count") == 90,
+        120,
+        "the next mouse.mp4 to be done",
+    )
+    assert 4 == fw.status("videos", "mouse")["frames_selected"]  # type: ignore[index]
     assert 0 == fw.stop()

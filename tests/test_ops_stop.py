@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import Framewatch
+from tests.harness import REPO, Framewatch
 from tests.ops import bundle_selected, drop, events, half_bundles, make_video, processes_of
 
 LONG_FRAMES = 3000  # about 5 s of extraction here: long enough to be caught in the middle
@@ -255,4 +256,36 @@ def test_worker_killed_once_from_outside_is_retried_not_failed(fw: Framewatch) -
     status = fw.wait_state("videos", "oom", timeout=180)
     assert "complete" == status["state"], status
     assert 2 == len(events(fw, "started", name="oom"))
+    assert 0 == fw.stop()
+
+
+def test_workers_that_cannot_start_fail_no_file_and_recover(fw: Framewatch) -> None:
+    """framewatch half replaced while it runs (a worker cannot import it): no file is failed
+    as damaged; the status and the log say the workers cannot start and nothing is taken;
+    once the package is whole again the file is processed."""
+    copy = fw.root / "code"
+    for package in ("daemon", "handlers"):
+        shutil.copytree(
+            REPO / package, copy / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    fw.env = {"PYTHONPATH": str(copy)}
+    fw.settle_s = 0.3
+    fw.extra_config = "\n[extract]\nframes_per_video = 4\ncontext_frames = 1\n"
+    fw.write_config()
+    fw.start()
+    worker = copy / "daemon" / "worker.py"
+    whole = worker.read_text()
+    worker.write_text("raise ImportError('half replaced by pip install --upgrade')\n")
+    drop(make_video(fw.root / "src", "good", 60), fw.inbox("videos"))
+    fw.wait_for(
+        lambda: "Workers cannot start" in (fw.status("videos", "good") or {}).get("message", ""),
+        60,
+        "the status to say workers cannot start",
+    )
+    assert "queued" == fw.status("videos", "good")["state"]  # type: ignore[index]
+    assert events(fw, "workers unavailable")
+    worker.write_text(whole)
+    status = fw.wait_state("videos", "good", timeout=120)
+    assert "complete" == status["state"], status
+    assert not (fw.root / "failed").exists() or not list((fw.root / "failed").rglob("good*"))
     assert 0 == fw.stop()

@@ -7,6 +7,7 @@ Handler-level cases call ``handle_zip`` with the video where the daemon would pa
 from __future__ import annotations
 
 import shutil
+import time
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -133,8 +134,9 @@ def test_without_video_warns(tmp_path: Path, openfield: Recording) -> None:
     zip_path = make_zip(tmp_path / "m3v1mp4.zip", {i: encode(frames[i]) for i in FRAMES})
     result = run_zip(tmp_path, zip_path, None)
     assert [
-        "the frames could not be checked against a video: no video named after the zip in "
-        f"{tmp_path / 'project' / 'videos'}; put the recording there to have every frame checked"
+        "the frames could not be checked against a video: no video named after the zip beside "
+        f"it or in {tmp_path / 'project' / 'videos'}; drop the recording with the zip, or put it "
+        "there, to have every frame checked"
     ] == result.warnings
 
 
@@ -165,3 +167,64 @@ def test_daemon_refuses_a_shifted_zip_and_takes_the_exact_one(
     assert "img00000040.png is frame 39 of shifted.mp4: off by one (earlier" in bad["message"]
     assert not fw.bundle("shifted").exists()
     assert (fw.failed("zips") / "shifted.zip").is_file()
+
+
+def test_daemon_checks_a_zip_against_the_video_dropped_with_it(
+    tmp_path: Path, openfield: Recording
+) -> None:
+    """The video dropped beside its zip (or a moment after it, while the zip settles) is the
+    one the frames are checked against: a shifted zip fails naming its frame, an exact one
+    completes checked; each video then joins project/videos."""
+    video, frames = openfield
+    with Framewatch(tmp_path / "fw", settle_s=1.5) as fw:
+        built = tmp_path / "built"
+        built.mkdir()
+        make_zip(built / "same.zip", {i: encode(frames[i]) for i in FRAMES})
+        shifted = {i: encode(frames[i]) for i in FRAMES}
+        shifted[47] = encode(frames[48])
+        make_zip(built / "later.zip", shifted)
+        for stem in ("same", "later"):
+            shutil.copyfile(video, built / f"{stem}.mp4")
+        inbox = fw.inbox("zips")
+        fw.start()
+        for name in ("same.zip", "same.mp4", "later.zip"):
+            (built / name).rename(inbox / name)
+        time.sleep(0.5)  # the video comes after its zip, within the zip's settle window
+        (built / "later.mp4").rename(inbox / "later.mp4")
+        same = fw.wait_state("zips", "same", timeout=120)
+        later = fw.wait_state("zips", "later", timeout=120)
+        assert 0 == fw.stop()
+    assert "complete" == same["state"], same
+    assert [] == same["warnings"]
+    assert len(FRAMES) == same["report"]["video_check"]["identical"]
+    assert (fw.project / "videos" / "same.mp4").is_file()
+    assert "failed" == later["state"], later
+    assert "img00000047.png is frame 48 of later.mp4: off by one" in later["message"]
+    assert not fw.bundle("later").exists()
+    assert (fw.failed("zips") / "later.mp4").is_file()
+
+
+FLY = "fly-pair/clip.mp4"  # two flies, nearly still: neighbouring frames at 70-90 dB
+
+
+def test_near_still_shifted_and_lossy_frame_is_named(tmp_path: Path) -> None:
+    """In a nearly still stretch a JPEG round trip changes a frame far more than the next
+    frame differs from it, so a shifted frame saved lossily is only a hair closer (in dB) to
+    its true frame than to its number. It must still be named, not accepted as "lossy"; the
+    same zip without the shift passes with the lossy warning."""
+    video = shared_file(FLY)
+    frames = decode_in_order(video, max(FRAMES) + 1)
+    lossy = {i: encode(frames[i], jpeg_quality=90) for i in FRAMES}
+    (tmp_path / "a").mkdir()
+    plain = make_zip(tmp_path / "a" / "clip.zip", lossy)
+    result = run_zip(tmp_path / "a", plain, video)
+    assert 1 == len(result.warnings) and "after lossy handling" in result.warnings[0]
+    shifted = {**lossy, 47: encode(frames[48], jpeg_quality=90)}
+    (tmp_path / "b").mkdir()
+    zip_path = make_zip(tmp_path / "b" / "clip.zip", shifted)
+    with pytest.raises(InputError) as caught:
+        run_zip(tmp_path / "b", zip_path, video)
+    assert 1 == len(caught.value.problems), caught.value.problems
+    assert caught.value.problems[0].startswith(
+        "img00000047.png is frame 48 of clip.mp4: off by one (later in the video)"
+    )

@@ -36,13 +36,28 @@ of a behaviour frame gives 35-45 dB; two different frames of one recording rarel
 BETTER_BY_DB = 0.5
 """How much closer a neighbour must be than the frame's own number to be named instead."""
 
+CLOSER_SHARE = 0.5
+"""Or: by how much of the two video frames' own difference (MSE) the neighbour is closer.
+In a nearly still stretch neighbours differ by far less than a JPEG round trip changes a
+frame, so a shifted, lossy frame is only a hair closer in dB to its true frame; but its error
+against its number exceeds that against its true frame by about the two frames' difference."""
+
 Image = npt.NDArray[np.uint8]
+
+
+def mse(a: Image, b: Image) -> float:
+    """Mean squared difference of two 8-bit images of one shape."""
+    return float(np.mean((a.astype(np.int16) - b.astype(np.int16)) ** 2, dtype=np.float64))
 
 
 def psnr(a: Image, b: Image) -> float:
     """Peak signal-to-noise ratio of two 8-bit images of one shape, in dB (inf if identical)."""
-    error = float(np.mean((a.astype(np.int16) - b.astype(np.int16)) ** 2, dtype=np.float64))
+    error = mse(a, b)
     return math.inf if error == 0 else 10 * math.log10(255.0**2 / error)
+
+
+def psnr_to_mse(value: float) -> float:
+    return 0.0 if value == math.inf else 255.0**2 / 10 ** (value / 10)
 
 
 @dataclass
@@ -54,17 +69,32 @@ class Match:
         own_psnr: PSNR against the video's frame of that number (inf: identical; None: the
             video has no such frame or its size differs).
         best: the frame number among the neighbours that is closest, and its PSNR.
+        own_frame, best_frame: those video frames (to tell how much they differ).
     """
 
     index: int
     own_psnr: float | None = None
     best: tuple[int, float] | None = None
+    own_frame: Image | None = None
+    best_frame: Image | None = None
 
-    def consider(self, frame: int, value: float) -> None:
+    def consider(self, frame: int, value: float, image: Image | None = None) -> None:
         if frame == self.index:
-            self.own_psnr = value
+            self.own_psnr, self.own_frame = value, image
         if self.best is None or value > self.best[1]:
-            self.best = (frame, value)
+            self.best, self.best_frame = (frame, value), image
+
+    def neighbour_closer(self) -> bool:
+        """True when the best neighbour is closer than the own frame by more than
+        CLOSER_SHARE of the two video frames' difference (see CLOSER_SHARE)."""
+        if self.best is None or self.own_psnr is None:
+            return False
+        own, best = self.own_frame, self.best_frame
+        if own is None or best is None or own.shape != best.shape:
+            return False
+        apart = mse(own, best)
+        gain = psnr_to_mse(self.own_psnr) - psnr_to_mse(self.best[1])
+        return apart > 0 and gain > CLOSER_SHARE * apart
 
 
 @dataclass
@@ -102,7 +132,8 @@ def verdict(match: Match, video: str, frame_count: int, check: VideoCheck) -> No
         check.identical += 1
         return
     elsewhere = best is not None and best[1] >= MIN_PSNR_DB and best[0] != match.index
-    if best is not None and elsewhere and (own is None or best[1] > own + BETTER_BY_DB):
+    clearly = own is None or (best is not None and best[1] > own + BETTER_BY_DB)
+    if best is not None and elsewhere and (clearly or match.neighbour_closer()):
         check.problems.append(
             f"{name} is frame {best[0]} of {video}: {offset_words(best[0] - match.index)}"
             + ("" if best[1] == math.inf else f" (PSNR {best[1]:.1f} dB)")
@@ -186,7 +217,7 @@ def step(
             continue
         for earlier, old in recent:
             if earlier >= number - NEIGHBOURS and old.shape == image.shape:
-                match.consider(earlier, psnr(image, old))
+                match.consider(earlier, psnr(image, old), old)
         pending[number] = (image, match)
     for number, (image, match) in pending.items():
         if match.own_psnr == math.inf or image.shape != frame.shape:
@@ -194,7 +225,7 @@ def step(
         if number == index and np.array_equal(image, frame):
             match.consider(index, math.inf)
         elif number - NEIGHBOURS <= index <= number + NEIGHBOURS:
-            match.consider(index, psnr(image, frame))
+            match.consider(index, psnr(image, frame), frame)
     recent.append((index, frame))
     while recent and recent[0][0] < index - NEIGHBOURS + 1:
         recent.popleft()

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 import handlers.zips.checks as checks
 from handlers.bundle import frame_filename, write_png, write_selected_csv
+from handlers.frames import VIDEO_SUFFIXES
 from handlers.outcome import HandlerResult, InputError, Progress, only_file_with_suffix
 from handlers.sheet import contact_sheet, sheet_name, sheet_tile
 from handlers.zips.against_video import VideoCheck, check_against_video, read_png
@@ -107,8 +108,9 @@ def handle_zip(
     """
     path = only_file_with_suffix(files, ZIP_SUFFIXES, ".zip file")
     progress(0.0, f"checking {path.name}")
+    dropped = [p for p in files if p.stem == path.stem and p.suffix.lower() in VIDEO_SUFFIXES]
     with open_zip(path, options.limits()) as archive:
-        return unpack_bundle(archive, path.stat().st_size, options, staging, progress)
+        return unpack_bundle(archive, path.stat().st_size, options, staging, progress, dropped)
 
 
 def unpack_bundle(
@@ -117,8 +119,9 @@ def unpack_bundle(
     options: ZipOptions,
     staging: Path,
     progress: Progress,
+    dropped: Sequence[Path] = (),
 ) -> HandlerResult:
-    """Steps 2 to 4 of the module docstring on an open zip."""
+    """Steps 2 to 5 of the module docstring on an open zip (``dropped``: a video beside it)."""
     infos = archive.infolist()
     entries = [checks.entry_from_info(info, position) for position, info in enumerate(infos)]
     refusals, problems, layout = check_table(entries, archive_bytes, options.limits())
@@ -133,7 +136,9 @@ def unpack_bundle(
     if problems or content_problems:
         raise InputError(shown(problems + content_problems))
     warnings = checks.missing_context(selected, layout.frames, options.context_frames)
-    video_warnings, video_report = compare_with_video(unpacked.frames, options, staging, progress)
+    video_warnings, video_report = compare_with_video(
+        unpacked.frames, options, staging, progress, dropped
+    )
     written = [frame_filename(index) for index in unpacked.frames]
     written.append(write_selected_csv(staging, selected))
     # A second bundle for the folder must not clash with the first one's sheet.
@@ -163,19 +168,25 @@ def write_contact_sheet(staging: Path, selected: Sequence[int], dated: bool) -> 
 
 
 def compare_with_video(
-    frames: Sequence[int], options: ZipOptions, staging: Path, progress: Progress
+    frames: Sequence[int],
+    options: ZipOptions,
+    staging: Path,
+    progress: Progress,
+    dropped: Sequence[Path] = (),
 ) -> tuple[list[str], Any]:
-    """Step 5: warnings and the report's record of comparing the frames with their video.
+    """Step 5: warnings and the report's record of comparing the frames with their video:
+    the one dropped beside the zip, else the one in ``<project>/videos/``.
 
     Raises:
         InputError: a frame is not the frame of its number in the video, naming each.
     """
-    found = [path for path in options.video_candidates if path.is_file()]
+    found = [*dropped, *(path for path in options.video_candidates if path.is_file())]
     if not found:
         where = options.video_folder or "the project's videos folder"
         return [
             f"the frames could not be checked against a video: no video named after the zip "
-            f"in {where}; put the recording there to have every frame checked"
+            f"beside it or in {where}; drop the recording with the zip, or put it there, to "
+            "have every frame checked"
         ], "no video"
     video = found[0]
     progress(0.5, f"comparing the frames with {video.name}")

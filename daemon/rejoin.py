@@ -1,0 +1,201 @@
+"""The rest of a copy: a file that reappears under the name of one just taken.
+
+A copier that reopens its target by path after a pause (``dd seek=N conv=notrunc``, a copy
+tool's resume) or ``rsync --partial`` resumed finds the first part gone (claimed, published
+or failed) and makes a new file under the same name: sparse up to where the first part ended,
+or the whole file again. Taken as a new arrival, that gives two broken halves. Instead the new
+file is recognised as the rest of the earlier one (longer, and each of its first bytes either
+the earlier file's or still unwritten); its unwritten start is filled from the earlier part,
+the earlier part (and a bundle made from it) are set aside, never deleted, and the whole
+recording is processed again.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from daemon.atomic import read_json, write_json_atomic
+from daemon.inbox import Arrival
+from daemon.publish import move_without_replacing
+
+# How long after a file was taken (or published, or failed) a file of the same name is looked
+# at as the rest of it: a copier's pause, or a transfer resumed by hand, not a new session.
+REJOIN_WINDOW_S = 3600.0
+REJOINED_FILE = "rejoined.json"  # in the item's folder: what was joined, for its status
+CHUNK = 1 << 20
+BLOCK = 4096
+
+
+@dataclass
+class Earlier:
+    """The first part of a copy: where its bytes are now, and what was made from it."""
+
+    path: Path
+    size: int
+    taken_at: str  # UTC, for the status
+    since: float  # monotonic
+    bundle: tuple[Path, ...] = ()
+    wall: float = field(default_factory=time.time)  # when it was taken, as files' times go
+
+
+@dataclass
+class EarlierCopies:
+    """Single files taken in the last ``window_s``, by (kind, file name)."""
+
+    window_s: float = REJOIN_WINDOW_S
+    _by_key: dict[tuple[str, str], Earlier] = field(default_factory=dict)
+
+    def taken(self, kind: str, path: Path, now: float) -> None:
+        """Note a single file just claimed (its bytes are now at ``path``)."""
+        try:
+            size = path.lstat().st_size
+        except OSError:
+            return
+        taken_at = datetime.now(UTC).strftime("%H:%M:%S UTC")
+        self._by_key[(kind, path.name)] = Earlier(path, size, taken_at, now)
+
+    def moved(self, kind: str, name: str, path: Path, bundle: tuple[Path, ...] = ()) -> None:
+        """Follow a noted file to where it went (published, failed), with its bundle."""
+        earlier = self._by_key.get((kind, name))
+        if earlier is not None:
+            earlier.path, earlier.bundle = path, bundle
+
+    def items(self) -> list[tuple[tuple[str, str], Earlier]]:
+        return list(self._by_key.items())
+
+    def forget(self, kind: str, name: str) -> None:
+        self._by_key.pop((kind, name), None)
+
+    def get(self, arrival: Arrival, now: float) -> Earlier | None:
+        """The earlier part this single-file arrival may be the rest of, if any."""
+        for key in [k for k, e in self._by_key.items() if now - e.since > self.window_s]:
+            del self._by_key[key]
+        entry = arrival.entries[0]
+        earlier = self._by_key.get((arrival.kind, entry.name))
+        if earlier is None or len(arrival.entries) != 1:
+            return None
+        try:
+            new, old = entry.lstat(), earlier.path.lstat()
+        except OSError:
+            return None
+        if new.st_size <= old.st_size or (new.st_ino, new.st_dev) == (old.st_ino, old.st_dev):
+            return None
+        return earlier
+
+    def covered(self, arrivals: list[Arrival], now: float) -> dict[tuple[str, str], int]:
+        """Bytes at the start of each arrival that its earlier part holds: unwritten there is
+        not a copy still going on (see ``inbox.has_holes``)."""
+        found = {}
+        for arrival in arrivals:
+            earlier = self.get(arrival, now)
+            if earlier is not None:
+                found[arrival.key] = earlier.size
+        return found
+
+
+def continues(earlier: Path, later: Path) -> bool:
+    """True when ``later`` is longer than ``earlier`` and each of its first bytes is either
+    the earlier file's or still zero (not written yet): the rest of the same copy."""
+    size = earlier.stat().st_size
+    if later.stat().st_size <= size:
+        return False
+    with earlier.open("rb") as old, later.open("rb") as new:
+        for offset in range(0, size, CHUNK):
+            a = old.read(min(CHUNK, size - offset))
+            b = new.read(len(a))
+            if a != b and any(
+                b[i : i + BLOCK] != a[i : i + BLOCK] and any(b[i : i + BLOCK])
+                for i in range(0, len(a), BLOCK)
+            ):
+                return False
+    return True
+
+
+def fill_start(earlier: Path, later: Path) -> int:
+    """Write the earlier part's bytes into the blocks of ``later`` not written yet (zero);
+    the number of bytes filled in. Nothing written by the copier is changed."""
+    size = earlier.stat().st_size
+    filled = 0
+    with earlier.open("rb") as old, later.open("r+b") as new:
+        for offset in range(0, size, CHUNK):
+            a = old.read(min(CHUNK, size - offset))
+            new.seek(offset)
+            b = new.read(len(a))
+            if a == b:
+                continue
+            for i in range(0, len(a), BLOCK):
+                if b[i : i + BLOCK] != a[i : i + BLOCK]:
+                    new.seek(offset + i)
+                    new.write(a[i : i + BLOCK])
+                    filled += len(a[i : i + BLOCK])
+        new.flush()
+        os.fsync(new.fileno())
+    return filled
+
+
+@dataclass(frozen=True)
+class Joined:
+    """What joining did, for the new item's status."""
+
+    name: str
+    earlier_size: int
+    size: int
+    taken_at: str
+    kept: str
+    bundle_kept: tuple[str, ...]
+
+    def message(self) -> str:
+        moved = "; the bundle made from it was moved to " + ", ".join(self.bundle_kept)
+        return (
+            f"{self.name} is the rest of the copy taken at {self.taken_at} "
+            f"({self.earlier_size} bytes then, {self.size} now): it was joined to it and the "
+            f"whole recording is processed again. The earlier part was kept as {self.kept}"
+            + (moved if self.bundle_kept else "")
+            + "."
+        )
+
+
+def join(earlier: Earlier, later: Path, aside: Path) -> Joined:
+    """Make ``later`` the whole copy and set the earlier part and its bundle ``aside``."""
+    fill_start(earlier.path, later)
+    kept = move_without_replacing(earlier.path, aside)
+    bundles = [
+        str(move_without_replacing(folder, aside / "bundles"))
+        for folder in earlier.bundle
+        if folder.exists()
+    ]
+    joined = Joined(
+        later.name, earlier.size, later.stat().st_size, earlier.taken_at, str(kept), tuple(bundles)
+    )
+    return joined
+
+
+def note_joined(folder: Path, joined: Joined) -> None:
+    write_json_atomic(folder / REJOINED_FILE, {"message": joined.message()})
+
+
+def joined_note(folder: Path) -> list[str]:
+    """The join message kept in an item's folder, as a warning for its final status."""
+    data = read_json(folder / REJOINED_FILE)
+    return [str(data["message"])] if isinstance(data, dict) and "message" in data else []
+
+
+def waiting_message(name: str, earlier: Earlier) -> str:
+    return (
+        f"{name} looks like the rest of the copy taken at {earlier.taken_at} "
+        f"({earlier.size} bytes then): it is joined to it once the copy has been still for a "
+        "while."
+    )
+
+
+def follow(kept: list[Path], name: str) -> Path | None:
+    """Where the input ``name`` went among ``kept`` (a taken name gets a dated one)."""
+    stem, suffix = Path(name).stem, Path(name).suffix
+    for path in kept:
+        if path.name == name or (path.name.startswith(stem + ".") and path.suffix == suffix):
+            return path
+    return None

@@ -641,6 +641,22 @@ class Daemon:
         )
         log.info("complete", frames_selected=len(result.selected), warnings=warnings)
 
+    def session_pictures(self, files: list[str]) -> list[str]:
+        """Every view's contact sheet and timeline (``files`` are ``<view folder>/<name>``),
+        for the status and the page."""
+        project = self.settings.folder("project")
+        by_folder: dict[str, list[str]] = {}
+        for name in files:
+            folder, _, rest = name.partition("/")
+            by_folder.setdefault(folder, []).append(rest)
+        return [
+            picture
+            for folder, names in by_folder.items()
+            for picture in status_page.bundle_pictures(
+                project, labelers.reports_folder(project, folder), names
+            )
+        ]
+
     def finish_session(self, item: ClaimedItem, result: HandlerResult, staging: Path) -> None:
         """``finish`` for a multi-view session: every view's folder (daemon/sessions.py)."""
         try:
@@ -654,6 +670,7 @@ class Daemon:
             return
         self.completed_count += 1
         fields = sessions.status_fields(item.name, result)
+        fields["pictures"] = self.session_pictures(result.files)
         warnings = [*result.warnings, *published]
         self.record(
             item.kind,

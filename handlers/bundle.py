@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
@@ -63,3 +64,12 @@ def existing_frames(folder: Path) -> frozenset[int]:
         return frozenset()
     found = (TAKEN_NAME.match(entry.name) for entry in folder.iterdir())
     return frozenset(int(match.group(1)) for match in found if match)
+
+
+def dated_names(names: Sequence[str], dated: bool) -> list[str]:
+    """``names``, or each with the same UTC time before its suffix: a second bundle in one
+    folder must not replace the first one's reports."""
+    if not dated:
+        return list(names)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return [f"{Path(name).stem}.{stamp}{Path(name).suffix}" for name in names]

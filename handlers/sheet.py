@@ -7,11 +7,12 @@ importing what choosing frames needs (scikit-learn takes seconds to import in a 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 
 import cv2
 import numpy as np
 import numpy.typing as npt
+
+from handlers.bundle import dated_names
 
 CONTACT_SHEET = "contact_sheet.png"
 TILE_WIDTH = 200
@@ -22,9 +23,7 @@ LABEL_HEIGHT = 22
 
 def sheet_name(dated: bool) -> str:
     """``contact_sheet.png``, or with the UTC time for a second bundle in one folder."""
-    if not dated:
-        return CONTACT_SHEET
-    return f"contact_sheet.{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.png"
+    return dated_names((CONTACT_SHEET,), dated)[0]
 
 
 def sheet_tile(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:

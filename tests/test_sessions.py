@@ -138,6 +138,9 @@ def test_views_dropped_apart_settle_as_one_session(tmp_path: Path, clips: Path) 
         report = json.loads((fw.bundle("minimal_side") / "selection.json").read_text())
         assert chosen[0] == [frame["index"] for frame in report["frames"]]
         assert (fw.bundle("minimal_side") / "contact_sheet.png").is_file()
+        # The status page shows every view's pictures: the status lists them, and they exist.
+        assert "labeled-data/minimal_side/contact_sheet.png" in status["pictures"]
+        assert all((fw.project / picture).is_file() for picture in status["pictures"])
         assert {view: FRAMES for view in VIEWS} == {
             view: data["frame_count"] for view, data in record["views"].items()
         }

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from handlers.bundle import write_png
+from handlers.bundle import dated_names, write_png
 
 REPORT_JSON = "selection.json"
 CONTACT_SHEET = "contact_sheet.png"
@@ -171,12 +170,7 @@ def contact_sheet(
 
 def report_names(dated: bool) -> tuple[str, str]:
     """File names of the JSON and the contact sheet; dated when asked."""
-    if not dated:
-        return REPORT_JSON, CONTACT_SHEET
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    json_name, sheet_name = (
-        f"{Path(name).stem}.{stamp}{Path(name).suffix}" for name in (REPORT_JSON, CONTACT_SHEET)
-    )
+    json_name, sheet_name = dated_names((REPORT_JSON, CONTACT_SHEET), dated)
     return json_name, sheet_name
 
 

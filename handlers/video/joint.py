@@ -19,10 +19,11 @@ import numpy.typing as npt
 
 from handlers.video.selection import (
     Selection,
+    describe_choice,
     distractor_rows,
     embed_frames,
     nearest_to_centres,
-    spread_measures,
+    usable_rows,
 )
 
 
@@ -153,21 +154,10 @@ def select_joint_frames(
     if indices.size == 0:
         return Selection([], 0, [], [], math.inf, math.inf, 0.0)
     flicker, intrusion = joint_distractors(views, indices)
-    usable = ~(flicker | intrusion)
-    if int(usable.sum()) < n:
-        usable = ~flicker if int((~flicker).sum()) >= n else np.ones_like(usable)
+    usable = usable_rows(flicker, intrusion, n)
     rows = np.flatnonzero(usable)
     embeddings = [embed_frames(features[rows]) for features in views]
     embedding = np.hstack(embeddings).astype(np.float32)
     common = nearest_to_centres(embedding, (n + 1) // 2, seed)
     picked = farthest_in_any_view(embeddings, common, n)
-    mean, worst, redundancy = spread_measures(embedding, picked)
-    return Selection(
-        frames=sorted(int(indices[rows[row]]) for row in picked),
-        candidates=int(rows.size),
-        flicker=[int(i) for i in indices[flicker & ~usable]],
-        intrusion=[int(i) for i in indices[intrusion & ~usable]],
-        coverage_mean=mean,
-        coverage_worst=worst,
-        redundancy=redundancy,
-    )
+    return describe_choice(embedding, picked, indices, usable, flicker, intrusion)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from handlers import sheet
-from handlers.bundle import write_png
+from handlers.bundle import dated_names, write_png
 from handlers.frames import VideoScan
 from handlers.video.selection import Selection
 
@@ -166,13 +165,10 @@ def timeline(
 
 def report_names(dated: bool) -> tuple[str, str, str]:
     """File names of the JSON, the contact sheet and the timeline; dated when asked."""
-    if not dated:
-        return REPORT_JSON, CONTACT_SHEET, TIMELINE
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return tuple(  # type: ignore[return-value]
-        f"{Path(name).stem}.{stamp}{Path(name).suffix}"
-        for name in (REPORT_JSON, CONTACT_SHEET, TIMELINE)
+    json_name, sheet_name, timeline_name = dated_names(
+        (REPORT_JSON, CONTACT_SHEET, TIMELINE), dated
     )
+    return json_name, sheet_name, timeline_name
 
 
 def write_report(

@@ -399,12 +399,34 @@ def select_diverse_frames(
         # A narrow window of a long video may hold no sample; the caller spreads frames evenly.
         return Selection([], 0, [], [], math.inf, math.inf, 0.0)
     flicker, intrusion = distractor_rows(features, indices)
-    usable = ~(flicker | intrusion)
-    if int(usable.sum()) < n:
-        usable = ~flicker if int((~flicker).sum()) >= n else np.ones_like(usable)
+    usable = usable_rows(flicker, intrusion, n)
     rows = np.flatnonzero(usable)
     embedding = embed_frames(features[rows], indices[rows])
     picked = choose_diverse_rows(embedding, n, seed)
+    return describe_choice(embedding, picked, indices, usable, flicker, intrusion)
+
+
+def usable_rows(
+    flicker: npt.NDArray[np.bool_], intrusion: npt.NDArray[np.bool_], n: int
+) -> npt.NDArray[np.bool_]:
+    """Rows to choose from: distractors set aside only while ``n`` others remain (a video that
+    is mostly flicker still gets its ``n`` frames)."""
+    usable = ~(flicker | intrusion)
+    if int(usable.sum()) < n:
+        usable = ~flicker if int((~flicker).sum()) >= n else np.ones_like(usable)
+    return usable
+
+
+def describe_choice(
+    embedding: npt.NDArray[np.float32],
+    picked: list[int],
+    indices: npt.NDArray[np.int64],
+    usable: npt.NDArray[np.bool_],
+    flicker: npt.NDArray[np.bool_],
+    intrusion: npt.NDArray[np.bool_],
+) -> Selection:
+    """The ``Selection`` of rows ``picked`` out of the usable rows' ``embedding``."""
+    rows = np.flatnonzero(usable)
     mean, worst, redundancy = spread_measures(embedding, picked)
     return Selection(
         frames=sorted(int(indices[rows[row]]) for row in picked),

@@ -265,12 +265,13 @@ def test_once_leaves_a_copy_in_progress(fw: Framewatch) -> None:
     stop = threading.Event()
 
     def grow() -> None:
+        # Grows until `once` has returned, however slowly it starts on a loaded machine.
         with target.open("wb") as out:
-            for start in range(0, len(payload), 2048):
-                if stop.is_set():
-                    return
-                out.write(payload[start : start + 2048])
+            start = 0
+            while not stop.is_set():
+                out.write(payload[start : start + 2048] or bytes(2048))
                 out.flush()
+                start += 2048
                 time.sleep(0.05)
 
     writer = threading.Thread(target=grow)

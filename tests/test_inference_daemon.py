@@ -222,7 +222,9 @@ def test_drop_waits_until_every_file_of_it_is_copied(fw: Framewatch) -> None:
         seen_early.append(fw.status("inference", "slow"))
         time.sleep(0.1)
     copier.join()
-    assert [] == [status for status in seen_early if status is not None]
+    # Seen as arriving while the video grows (issue 16), never taken before it is whole.
+    early_states = {status["state"] for status in seen_early if status is not None}
+    assert early_states <= {"arriving"}, early_states
     status = fw.wait_state("inference", "slow")
     assert "complete" == status["state"], status
     assert 300 == status["report"]["frame_count"]

@@ -205,3 +205,32 @@ def test_smoothing_averages_close_frames_and_leaves_sparse_samples() -> None:
     sparse = selection.smoothed_in_time(rows, np.arange(20, dtype=np.int64) * 10, frames=2)
     assert np.allclose(close[8:13, 0], 1.0) and close[[7, 13], 0].tolist() == [0.0, 0.0]
     assert np.array_equal(sparse, rows)
+
+
+def test_a_second_choice_adds_the_poses_the_first_did_not_cover() -> None:
+    """With the first choice's rows taken, the second lands on the clusters it missed.
+
+    Twelve well-separated poses, the first four held ten times as long as the rest: a first
+    choice of 6 takes six of them. Only excluding those rows, the next 6 return to poses
+    already labeled (their other frames are still there; here all six again); counting them
+    as covered, the next 6 are exactly the six poses not yet labeled.
+    """
+    centres = np.random.default_rng(3).normal(size=(12, 8)) * 10
+    points, labels = clusters(centres, [300] * 4 + [30] * 8, seed=3)
+    first = selection.choose_diverse_rows(points, 6)
+    assert 6 == len(set(labels[first]))
+    second = selection.choose_diverse_rows(points, 6, taken=first)
+    assert 6 == len(set(second)) and not set(second) & set(first)
+    assert set(range(12)) == set(labels[first]) | set(labels[second])
+    assert second == selection.choose_diverse_rows(points, 6, taken=first)
+    rest = np.setdiff1d(np.arange(points.shape[0]), first)
+    excluded_only = rest[selection.choose_diverse_rows(points[rest], 6)]
+    assert len(set(labels[first]) | set(labels[excluded_only])) < 12
+
+
+def test_a_labeled_frame_between_samples_is_stood_for_by_the_nearest_sample() -> None:
+    """A long video's samples are every k-th frame; a labeled frame maps to the nearest one."""
+    indices = np.arange(0, 100, 10, dtype=np.int64)
+    assert [0, 1, 9] == selection.rows_standing_for(indices, [4, 14, 95, 400])
+    assert [0, 1] == selection.rows_standing_for(indices, [3, 5, 6, 8])
+    assert [] == selection.rows_standing_for(indices, [])

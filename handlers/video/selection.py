@@ -402,10 +402,10 @@ def kmeans_beside(
                 break
             distance = pairwise_distances(features, centres)
             labels = np.where(distance.min(axis=1) < served, distance.argmin(axis=1), -1)
-            moved = centres.copy()
-            for j in range(centres.shape[0]):
-                if (labels == j).any():
-                    moved[j] = features[labels == j].mean(axis=0)
+            members = labels[None, :] == np.arange(centres.shape[0])[:, None]
+            counts = members.sum(axis=1)[:, None]
+            sums = members.astype(np.float64) @ features.astype(np.float64)
+            moved = np.where(counts > 0, sums / np.maximum(counts, 1), centres)
             if np.allclose(moved, centres):
                 break
             centres = moved

@@ -205,3 +205,86 @@ def test_smoothing_averages_close_frames_and_leaves_sparse_samples() -> None:
     sparse = selection.smoothed_in_time(rows, np.arange(20, dtype=np.int64) * 10, frames=2)
     assert np.allclose(close[8:13, 0], 1.0) and close[[7, 13], 0].tolist() == [0.0, 0.0]
     assert np.array_equal(sparse, rows)
+
+
+def test_a_second_choice_adds_the_poses_the_first_did_not_cover() -> None:
+    """With the first choice's rows taken, the second lands on the clusters it missed.
+
+    Twelve well-separated poses, the first four held ten times as long as the rest: a first
+    choice of 6 takes six of them. Only excluding those rows, the next 6 return to poses
+    already labeled (their other frames are still there; here all six again); counting them
+    as covered, the next 6 are exactly the six poses not yet labeled.
+    """
+    centres = np.random.default_rng(3).normal(size=(12, 8)) * 10
+    points, labels = clusters(centres, [300] * 4 + [30] * 8, seed=3)
+    first = selection.choose_diverse_rows(points, 6)
+    assert 6 == len(set(labels[first]))
+    second = selection.choose_diverse_rows(points, 6, taken=first)
+    assert 6 == len(set(second)) and not set(second) & set(first)
+    assert set(range(12)) == set(labels[first]) | set(labels[second])
+    assert second == selection.choose_diverse_rows(points, 6, taken=first)
+    rest = np.setdiff1d(np.arange(points.shape[0]), first)
+    excluded_only = rest[selection.choose_diverse_rows(points[rest], 6)]
+    assert len(set(labels[first]) | set(labels[excluded_only])) < 12
+
+
+def test_a_labeled_frame_between_samples_is_stood_for_by_the_nearest_sample() -> None:
+    """A long video's samples are every k-th frame; a labeled frame maps to the nearest one."""
+    indices = np.arange(0, 100, 10, dtype=np.int64)
+    assert [0, 1, 9] == selection.rows_standing_for(indices, [4, 14, 95, 400])
+    assert [0, 1] == selection.rows_standing_for(indices, [3, 5, 6, 8])
+    assert [] == selection.rows_standing_for(indices, [])
+
+
+def posed_features(seed: int = 0) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+    """Feature rows of a recording holding 12 poses in turn, and the pose of each row.
+
+    Poses 0-3 are held for 90 frames at a time, 4-11 for 15; each pose is a square at its own
+    place in the frame and its own silhouette pattern, with a little noise on every frame.
+    """
+    rng = np.random.default_rng(seed)
+    silhouettes = rng.integers(0, 256, size=(12, features.CROP_SIZE[0] * features.CROP_SIZE[1]))
+    side = features.THUMB_SIZE[0]
+    order = [0, 4, 1, 5, 2, 6, 3, 7, 0, 8, 1, 9, 2, 10, 3, 11]
+    rows, poses = [], []
+    for pose in order:
+        thumb = np.full((side, side), 100.0)
+        y, x = divmod(pose, 4)
+        thumb[4 + 8 * y : 8 + 8 * y, 4 + 7 * x : 8 + 7 * x] = 180.0
+        for _ in range(90 if pose < 4 else 15):
+            noisy = np.concatenate([thumb.ravel(), silhouettes[pose]]) + rng.normal(0, 2, 2048)
+            rows.append(np.clip(noisy, 0, 255))
+            poses.append(pose)
+    return np.asarray(rows, dtype=np.uint8), np.asarray(poses, dtype=np.int64)
+
+
+@pytest.mark.parametrize("seed", [0, 1], ids=lambda s: f"seed{s}")
+def test_frames_already_labeled_count_as_covering_their_poses(seed: int) -> None:
+    """Through select_diverse_frames: a second 6 with the first 6 taken are the 6 other poses.
+
+    Samples are 3 frames apart (as a long video's), so rows are not smoothed and each is its
+    pose (this recording switches poses abruptly, and smoothing would blend a border row into
+    a pose that is neither). Only excluding the first frames (NOVELTY off, the choice as it
+    was), the second 6 repeat poses the first already holds.
+    """
+    rows, poses = posed_features(seed)
+    indices = 3 * np.arange(rows.shape[0], dtype=np.int64)
+
+    def pose_of(frames: list[int]) -> set[int]:
+        return {int(p) for p in poses[np.searchsorted(indices, frames)]}
+
+    first = selection.select_diverse_frames(rows, indices, 6).frames
+    assert 6 == len(pose_of(first))
+    taken = np.isin(indices, first)
+    second = selection.select_diverse_frames(rows, indices, 6, taken=taken).frames
+    assert 6 == len(set(second)) and not set(second) & set(first)
+    assert set(range(12)) == pose_of(first) | pose_of(second)
+    assert second == selection.select_diverse_frames(rows, indices, 6, taken=taken).frames
+    old = selection.NOVELTY
+    try:
+        selection.NOVELTY = False
+        again = selection.select_diverse_frames(rows, indices, 6, taken=taken).frames
+    finally:
+        selection.NOVELTY = old
+    assert 6 == len(set(again)) and not set(again) & set(first)
+    assert len(pose_of(first) | pose_of(again)) <= 8

@@ -22,7 +22,8 @@ from handlers.outcome import HandlerResult, InputError, Progress, only_file_with
 METHOD = (
     "flicker and intrusions set aside; PCA of the animal's turned silhouette plus the frame "
     "against the median scene, each column weighted by its coherence in time, smoothed over "
-    "2 frames; k-means for half the frames (nearest each centre), farthest points for the rest"
+    "2 frames; k-means for half the frames (nearest each centre), farthest points for the rest; "
+    "frames already labeled count as chosen (fixed centres, farthest from them too)"
 )
 
 # Shares of the progress bar: the scan decodes everything, the export up to the last frame.
@@ -62,7 +63,13 @@ def select_frames(scan: frames.VideoScan, options: VideoOptions) -> selection.Se
         raise InputError([_too_few_frames_message(scan.frame_count, start, stop, available, n)])
     keep = (scan.indices >= start) & (scan.indices < stop)
     keep &= ~np.isin(scan.indices, np.fromiter(options.exclude_frames, dtype=np.int64))
-    chosen = selection.select_diverse_frames(scan.thumbs[keep], scan.indices[keep], n)
+    # Frames already labeled (or the samples nearest them) go in as covered, not as candidates.
+    taken = np.zeros_like(keep)
+    taken[selection.rows_standing_for(scan.indices, options.exclude_frames)] = True
+    rows = keep | taken
+    chosen = selection.select_diverse_frames(
+        scan.thumbs[rows], scan.indices[rows], n, taken=taken[rows]
+    )
     # A long video keeps only every k-th frame as a sample; a narrow window may then hold
     # fewer samples than frames wanted, so the rest are spread evenly over the window.
     filled = selection.spread_fill(chosen.frames, start, stop, n, options.exclude_frames)

@@ -10,7 +10,9 @@ The path of one choice (``select_diverse_frames``):
        weighted by how coherent it is in time (noise fades), rows smoothed over a few frames;
     3. choose: k-means with half the frames wanted, the frame nearest each centre (the common
        poses), then farthest-point picks (the rare poses, which k-means merges into the
-       common ones) up to the count.
+       common ones) up to the count. Rows standing for frames already labeled (``taken``)
+       count as chosen: they are fixed k-means centres and farthest points are measured from
+       them too, so a second bundle adds the poses the first one missed.
 Features come from handlers/features.py; every function here is deterministic.
 """
 
@@ -57,6 +59,11 @@ LOCAL_SPREADS = 6.0
 INTRUSION_MIN_FRAMES = 30
 """A rise over the running usual must last this long (1 s at 30 fps) to be an intrusion: a
 still animal's brief rare pose changes as much of the frame as a hand, but for a moment."""
+NOVELTY = True
+"""Frames already labeled count as covering their poses; False only excludes them (the
+choice as it was, kept for the benchmark's comparison)."""
+KMEANS_ITERATIONS = 100
+"""Lloyd iterations at most, for k-means beside fixed centres (it settles in far fewer)."""
 INTRUSION_MARGIN_FRAMES = BACKGROUND_EVERY * BACKGROUND_FRAMES // 2
 """Frames set aside on each side of an intrusion: the running background (features.py) holds
 an intruder for about half its span after it leaves, and a hand is half in view before it is
@@ -328,32 +335,122 @@ def distance_to_nearest(
 
 
 def farthest_point_fill(
-    features: npt.NDArray[np.float32], chosen: Iterable[int], n: int
+    features: npt.NDArray[np.float32], chosen: Iterable[int], n: int, covered: Iterable[int] = ()
 ) -> list[int]:
-    """Add rows, each the one farthest from all rows chosen so far, until there are ``n``."""
+    """Add rows, each the one farthest from all rows chosen so far, until there are ``n``.
+
+    ``covered`` rows (frames already labeled) count as chosen when measuring how far a row
+    is, but are never added and do not count towards ``n``.
+    """
     picked = list(dict.fromkeys(chosen))
+    fixed = sorted(set(covered) - set(picked))
     if features.shape[0] == 0:
         return picked
-    if not picked:
+    if not picked and not fixed:
         picked.append(0)
-    gap = distance_to_nearest(features, picked)
-    while len(picked) < min(n, features.shape[0]):
+    gap = distance_to_nearest(features, [*picked, *fixed])
+    while len(picked) < min(n, features.shape[0] - len(fixed)):
         gap[picked] = -1.0
+        gap[fixed] = -1.0
         row = int(np.argmax(gap))
         picked.append(row)
         gap = np.minimum(gap, np.linalg.norm(features - features[row], axis=1))
     return picked
 
 
-def choose_diverse_rows(features: npt.NDArray[np.float32], n: int, seed: int = 0) -> list[int]:
+def pairwise_distances(
+    features: npt.NDArray[np.float32], centres: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """Distance of each row to each centre, as a rows x centres array (no rows x centres x dims
+    intermediate, so memory stays that of the answer)."""
+    rows = features.astype(np.float64)
+    squared = (rows**2).sum(axis=1)[:, None] - 2 * rows @ centres.T + (centres**2).sum(axis=1)
+    return np.sqrt(np.maximum(squared, 0.0))
+
+
+def kmeans_beside(
+    features: npt.NDArray[np.float32], fixed: list[int], k: int, seed: int = 0
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+    """``k`` k-means centres placed beside the ``fixed`` rows, which act as centres that never move.
+
+    Every row belongs to its nearest centre, fixed or free, and only free centres move to the
+    mean of their rows: poses the labeled frames already serve pull no free centre, so the free
+    centres settle on the poses still missing. Started k-means++-like from the fixed centres,
+    with a fixed seed; two starts, the one with the lower inertia kept.
+
+    Returns:
+        the free centres, and each row's free centre (-1 for rows a fixed centre serves).
+    """
+    count = features.shape[0]
+    served = distance_to_nearest(features, fixed).astype(np.float64)
+    best: tuple[float, npt.NDArray[np.float32], npt.NDArray[np.int64]] | None = None
+    for start in range(2):
+        rng = np.random.default_rng(seed + start)
+        gap = served.copy()
+        picks: list[int] = []
+        for _ in range(min(k, count)):
+            weight = np.where(np.isfinite(gap), gap, 1.0) ** 2
+            if float(weight.sum()) <= 0.0:
+                break
+            row = int(rng.choice(count, p=weight / weight.sum()))
+            picks.append(row)
+            gap = np.minimum(gap, np.linalg.norm(features - features[row], axis=1))
+        centres = features[picks].astype(np.float64)
+        labels = np.full(count, -1, dtype=np.int64)
+        for _ in range(KMEANS_ITERATIONS):
+            if centres.shape[0] == 0:
+                break
+            distance = pairwise_distances(features, centres)
+            labels = np.where(distance.min(axis=1) < served, distance.argmin(axis=1), -1)
+            members = labels[None, :] == np.arange(centres.shape[0])[:, None]
+            counts = members.sum(axis=1)[:, None]
+            sums = members.astype(np.float64) @ features.astype(np.float64)
+            moved = np.where(counts > 0, sums / np.maximum(counts, 1), centres)
+            if np.allclose(moved, centres):
+                break
+            centres = moved
+        nearest = served.copy()
+        if centres.shape[0]:
+            distance = pairwise_distances(features, centres)
+            nearest = np.minimum(nearest, distance.min(axis=1))
+        inertia = float((nearest**2).sum())
+        if best is None or inertia < best[0]:
+            best = (inertia, centres.astype(np.float32), labels)
+    assert best is not None
+    return best[1], best[2]
+
+
+def nearest_to_free_centres(
+    features: npt.NDArray[np.float32], fixed: list[int], n: int, seed: int = 0
+) -> list[int]:
+    """Rows nearest each of ``n`` k-means centres placed beside ``fixed`` ones (kmeans_beside)."""
+    centres, labels = kmeans_beside(features, fixed, n, seed)
+    chosen: list[int] = []
+    for cluster, centre in enumerate(centres):
+        members = np.flatnonzero(labels == cluster)
+        if members.size:
+            distances = np.linalg.norm(features[members] - centre, axis=1)
+            chosen.append(int(members[np.argmin(distances)]))
+    return list(dict.fromkeys(chosen))
+
+
+def choose_diverse_rows(
+    features: npt.NDArray[np.float32], n: int, seed: int = 0, taken: Iterable[int] = ()
+) -> list[int]:
     """``min(n, rows)`` distinct rows: k-means for half (common poses), farthest points after.
 
     k-means alone spends its centres where frames are dense and merges a pose seen for a
     moment into its neighbour; farthest points alone chase oddities. Half and half covers the
-    common poses well and still reaches the rare ones.
+    common poses well and still reaches the rare ones. ``taken`` rows (frames already
+    labeled) are never chosen but count as chosen: fixed k-means centres, and points
+    farthest from them as well, so what they cover is not chosen again.
     """
-    rows = nearest_to_centres(features, (n + 1) // 2, seed)
-    return farthest_point_fill(features, rows, n)
+    fixed = sorted(set(taken))
+    if not fixed:
+        rows = nearest_to_centres(features, (n + 1) // 2, seed)
+        return farthest_point_fill(features, rows, n)
+    rows = nearest_to_free_centres(features, fixed, (n + 1) // 2, seed)
+    return farthest_point_fill(features, rows, n, covered=fixed)
 
 
 def choose_diverse_frames(
@@ -367,12 +464,16 @@ def choose_diverse_frames(
 
 
 def spread_measures(
-    features: npt.NDArray[np.float32], rows: list[int]
+    features: npt.NDArray[np.float32], rows: list[int], covered: Iterable[int] = ()
 ) -> tuple[float, float, float]:
-    """Coverage mean, coverage worst and redundancy of chosen ``rows`` in ``features``."""
+    """Coverage mean, coverage worst and redundancy of chosen ``rows`` in ``features``.
+
+    Coverage counts the ``covered`` rows (frames already labeled) as chosen: it is how well
+    everything labeled after this choice serves the video. Redundancy is among ``rows``.
+    """
     if not rows or features.shape[0] == 0:
         return math.inf, math.inf, 0.0
-    gap = distance_to_nearest(features, rows)
+    gap = distance_to_nearest(features, [*rows, *covered])
     chosen = features[rows]
     redundancy = math.inf
     for i in range(len(rows) - 1):
@@ -382,8 +483,27 @@ def spread_measures(
     return float(gap.mean()), float(gap.max()), redundancy
 
 
+def rows_standing_for(indices: npt.NDArray[np.int64], frames: Iterable[int]) -> list[int]:
+    """The row of each frame in ``frames``, or the row of the nearest sampled frame.
+
+    A long video keeps every k-th frame as a sample; a labeled frame between two samples is
+    then represented by the nearer one, whose pose is at most k/2 frames of motion away.
+    """
+    wanted = np.fromiter(frames, dtype=np.int64)
+    if wanted.size == 0 or indices.size == 0:
+        return []
+    after = np.minimum(np.searchsorted(indices, wanted), indices.size - 1)
+    before = np.maximum(after - 1, 0)
+    nearer = np.abs(indices[before] - wanted) <= np.abs(indices[after] - wanted)
+    return sorted({int(r) for r in np.where(nearer, before, after)})
+
+
 def select_diverse_frames(
-    features: npt.NDArray[np.uint8], indices: npt.NDArray[np.int64], n: int, seed: int = 0
+    features: npt.NDArray[np.uint8],
+    indices: npt.NDArray[np.int64],
+    n: int,
+    seed: int = 0,
+    taken: npt.NDArray[np.bool_] | None = None,
 ) -> Selection:
     """Choose up to ``n`` frames of diverse poses from feature rows (see the module docstring).
 
@@ -394,26 +514,37 @@ def select_diverse_frames(
         indices: the frame index of each row, increasing.
         n: how many frames to choose.
         seed: fixes k-means, so the same input gives the same frames.
+        taken: rows standing for frames already labeled: never chosen, and (with NOVELTY)
+            counted as covering their poses, so the choice adds what they miss.
     """
-    if features.shape[0] == 0:
+    if taken is None or not NOVELTY:
+        keep = np.ones(features.shape[0], dtype=bool) if taken is None else ~taken
+        features, indices, taken = features[keep], indices[keep], np.zeros(int(keep.sum()), bool)
+    if int((~taken).sum()) == 0:
         # A narrow window of a long video may hold no sample; the caller spreads frames evenly.
         return Selection([], 0, [], [], math.inf, math.inf, 0.0)
     flicker, intrusion = distractor_rows(features, indices)
-    usable = usable_rows(flicker, intrusion, n)
+    usable = usable_rows(flicker, intrusion, n, taken)
     rows = np.flatnonzero(usable)
     embedding = embed_frames(features[rows], indices[rows])
-    picked = choose_diverse_rows(embedding, n, seed)
-    return describe_choice(embedding, picked, indices, usable, flicker, intrusion)
+    covered = [int(r) for r in np.flatnonzero(taken[rows])]
+    picked = choose_diverse_rows(embedding, n, seed, covered)
+    return describe_choice(embedding, picked, indices, usable, flicker, intrusion, taken)
 
 
 def usable_rows(
-    flicker: npt.NDArray[np.bool_], intrusion: npt.NDArray[np.bool_], n: int
+    flicker: npt.NDArray[np.bool_],
+    intrusion: npt.NDArray[np.bool_],
+    n: int,
+    taken: npt.NDArray[np.bool_] | None = None,
 ) -> npt.NDArray[np.bool_]:
-    """Rows to choose from: distractors set aside only while ``n`` others remain (a video that
-    is mostly flicker still gets its ``n`` frames)."""
+    """Rows to choose from (and, when ``taken``, the labeled ones among them): distractors set
+    aside only while ``n`` free others remain (a video that is mostly flicker still gets its
+    ``n`` frames)."""
+    free = np.ones_like(flicker) if taken is None else ~taken
     usable = ~(flicker | intrusion)
-    if int(usable.sum()) < n:
-        usable = ~flicker if int((~flicker).sum()) >= n else np.ones_like(usable)
+    if int((usable & free).sum()) < n:
+        usable = ~flicker if int((~flicker & free).sum()) >= n else np.ones_like(usable)
     return usable
 
 
@@ -424,15 +555,19 @@ def describe_choice(
     usable: npt.NDArray[np.bool_],
     flicker: npt.NDArray[np.bool_],
     intrusion: npt.NDArray[np.bool_],
+    taken: npt.NDArray[np.bool_] | None = None,
 ) -> Selection:
-    """The ``Selection`` of rows ``picked`` out of the usable rows' ``embedding``."""
+    """The ``Selection`` of rows ``picked`` out of the usable rows' ``embedding``; labeled
+    rows (``taken``) count as covering their poses but are no candidates."""
+    taken = np.zeros_like(usable) if taken is None else taken
     rows = np.flatnonzero(usable)
-    mean, worst, redundancy = spread_measures(embedding, picked)
+    covered = [int(r) for r in np.flatnonzero(taken[rows])]
+    mean, worst, redundancy = spread_measures(embedding, picked, covered)
     return Selection(
         frames=sorted(int(indices[rows[row]]) for row in picked),
-        candidates=int(rows.size),
-        flicker=[int(i) for i in indices[flicker & ~usable]],
-        intrusion=[int(i) for i in indices[intrusion & ~usable]],
+        candidates=int(rows.size) - len(covered),
+        flicker=[int(i) for i in indices[flicker & ~usable & ~taken]],
+        intrusion=[int(i) for i in indices[intrusion & ~usable & ~taken]],
         coverage_mean=mean,
         coverage_worst=worst,
         redundancy=redundancy,

@@ -1,6 +1,7 @@
 """Pose coverage per family of recordings: a choice must hold on recordings it was not tuned on.
 
     python -m tests.benchmarks.bench_families [--seeds 2 3 4] [--n 20] [--out DIR]
+    python -m tests.benchmarks.bench_families --novelty [--families walk still pair] [--clean]
 
 Synthetic families (tests/benchmarks/posevideo.py, 1200 frames at 320x240, one video per
 seed), each ``clean`` (slow lighting drift only) and ``distract`` (a hand at the start and the
@@ -26,6 +27,10 @@ coherence weights, the smoothing and the running intrusion limit switched off: t
 it was) and an oracle (k-means with N/5 centres on the true poses, then farthest points on
 them). An ablation table switches each part off on its own. Measures as in
 bench_diversity. Develop on seeds 0-1, report on seeds 2-4 (the default).
+
+``--novelty`` measures labeling one recording twice instead: a first bundle of N, then a
+second of N with the first's frames taken, the way it was (only excluded: NOVELTY off) and
+now (counted as covering their poses), against one bundle of 2N, all in the same run.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from threadpoolctl import threadpool_limits
 import handlers.video.selection as selection
 from handlers import frames
 from handlers.options import frame_window
+from handlers.video import VideoOptions, choose_frames
 from handlers.video.features import FrameReducer
 from handlers.video.selection import farthest_point_fill, nearest_to_centres
 from tests.benchmarks.bench_diversity import (
@@ -79,13 +85,13 @@ was before the parts below were added (the same scan)."""
 MEASURES = ("cov_mean", "cov_worst", "rare_recall", "redundancy", "distractors")
 
 
-def synthetic(folder: Path, family: str, distract: bool, seed: int) -> Case:
+def synthetic(folder: Path, family: str, distract: bool, seed: int, length: int = 1200) -> Case:
     """One rendered video of ``family``, with or without distractors."""
     name = f"{family}-{'distract' if distract else 'clean'}"
     video = render_pose_video(
         folder / f"{name}-{seed}.mp4",
         seed=seed,
-        frames=1200,
+        frames=length,
         flickers=6 if distract else 0,
         hand=distract,
         dimming=distract,
@@ -220,8 +226,9 @@ def ablation_table(results: dict[str, list[dict[str, dict[str, float]]]]) -> str
         cells = []
         for name in names:
             mean = {k: statistics.fmean(r[name][k] for r in runs) for k in MEASURES}
-            cells.append(f"{mean['rare_recall']:.2f} / {mean['cov_mean']:.2f} / "
-                         f"{mean['distractors']:.1f}")
+            cells.append(
+                f"{mean['rare_recall']:.2f} / {mean['cov_mean']:.2f} / {mean['distractors']:.1f}"
+            )
         lines.append(f"| {case} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -248,6 +255,58 @@ def targets(results: dict[str, list[dict[str, dict[str, float]]]], n: int) -> li
     return misses
 
 
+NOVELTY_COLUMNS = ("first N", "2 x N, exclude only", "2 x N, novelty", "one 2N")
+
+
+def choose_after(scan: frames.VideoScan, n: int, taken: list[int]) -> list[int]:
+    """The handler's choice of ``n`` frames with ``taken`` already labeled (one BLAS thread)."""
+    options = VideoOptions(
+        frames_per_video=n,
+        frame_range=(0.0, 1.0),
+        context_frames=CONTEXT,
+        exclude_frames=frozenset(taken),
+    )
+    with threadpool_limits(limits=1):
+        return choose_frames(scan, options)
+
+
+def novelty_run(case: Case, n: int) -> dict[str, dict[str, float]]:
+    """Two bundles of ``n`` (the second exclude-only, and with novelty) against one of 2n."""
+    scan = frames.scan_video(case.path, reduce=FrameReducer())
+    first = choose_after(scan, n, [])
+    with switched({"NOVELTY": False}):
+        old = choose_after(scan, n, first)
+    new = choose_after(scan, n, first)
+    for second in (old, new):
+        if len(set(second)) != n or set(second) & set(first):
+            raise RuntimeError(f"{case.name}: the second bundle is not {n} new frames")
+    picks = dict(
+        zip(
+            NOVELTY_COLUMNS,
+            (first, first + old, first + new, choose_after(scan, 2 * n, [])),
+            strict=True,
+        )
+    )
+    return {name: measure(case, chosen) for name, chosen in picks.items()}
+
+
+def novelty_table(results: dict[str, list[dict[str, dict[str, float]]]]) -> str:
+    """Coverage mean / worst / rare recall of each column, per case group (mean over seeds)."""
+    lines = [
+        "| family | " + " | ".join(NOVELTY_COLUMNS) + " |",
+        "| --- |" + " ---: |" * len(NOVELTY_COLUMNS),
+    ]
+    for case, runs in results.items():
+        cells = []
+        for name in NOVELTY_COLUMNS:
+            mean = {k: statistics.fmean(r[name][k] for r in runs) for k in MEASURES}
+            cells.append(
+                f"{mean['cov_mean']:.2f} / {mean['cov_worst']:.2f} / {mean['rare_recall']:.2f}"
+            )
+        lines.append(f"| {case} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[2, 3, 4])
@@ -255,7 +314,13 @@ def main() -> None:
     parser.add_argument("--families", nargs="+", default=list(FAMILIES))
     parser.add_argument("--no-real", action="store_true")
     parser.add_argument("--out", type=Path, help="keep the videos here")
+    parser.add_argument("--novelty", action="store_true", help="two bundles against one of 2N")
+    parser.add_argument("--clean", action="store_true", help="only the clean variants")
+    parser.add_argument("--frames", type=int, default=1200, help="length of rendered videos")
     args = parser.parse_args()
+    if args.novelty:
+        novelty_main(args)
+        return
     results: dict[str, list[dict[str, dict[str, float]]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.out or Path(tmp)
@@ -263,7 +328,7 @@ def main() -> None:
         for family in args.families:
             for distract in (False, True):
                 for seed in args.seeds:
-                    case = synthetic(folder, family, distract, seed)
+                    case = synthetic(folder, family, distract, seed, args.frames)
                     results.setdefault(case.name, []).append(run(case, args.n, seed))
                     case.path.unlink()
                 print(f"{family} {'distract' if distract else 'clean'}: done", flush=True)
@@ -278,6 +343,24 @@ def main() -> None:
     print("\ntargets:", "met" if not misses else "missed at")
     for miss in misses:
         print("  -", miss)
+
+
+def novelty_main(args: argparse.Namespace) -> None:
+    """``--novelty``: the synthetic families asked for, rendered, chosen from twice and once."""
+    results: dict[str, list[dict[str, dict[str, float]]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = args.out or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        for family in args.families:
+            for distract in (False,) if args.clean else (False, True):
+                for seed in args.seeds:
+                    case = synthetic(folder, family, distract, seed, args.frames)
+                    results.setdefault(case.name, []).append(novelty_run(case, args.n))
+                    case.path.unlink()
+                print(f"{family} {'distract' if distract else 'clean'}: done", flush=True)
+    print(f"\nN = {args.n}, seeds {args.seeds}, {args.frames} frames")
+    print("coverage mean px / coverage worst px / rare recall:\n")
+    print(novelty_table(results))
 
 
 if __name__ == "__main__":

@@ -347,13 +347,18 @@ def limb_deviation(xy: FloatArray, keypoints: Sequence[str] | None) -> FloatArra
             )
             np.fill_diagonal(typical, np.inf)
             partners = np.argsort(np.nan_to_num(typical, nan=np.inf), axis=1)
+            # Contiguous x and y rows, and each limb measured once for both its ends.
+            x, y = np.ascontiguousarray(xy[:, group, 0].T), np.ascontiguousarray(xy[:, group, 1].T)
+            lengths: dict[tuple[int, int], FloatArray] = {}
             for i, keypoint in enumerate(group):
-                for j in partners[i, : min(LIMB_PARTNERS, len(group) - 1)]:
+                for j in partners[i, : min(LIMB_PARTNERS, len(group) - 1)].tolist():
                     usual = typical[i, j]
                     if not np.isfinite(usual) or usual <= 0:
                         continue
-                    length = np.linalg.norm(xy[:, keypoint] - xy[:, group[j]], axis=-1)
-                    stray = np.abs(length - usual) / usual
+                    limb = (min(i, j), max(i, j))
+                    if limb not in lengths:
+                        lengths[limb] = np.hypot(x[i] - x[j], y[i] - y[j])
+                    stray = np.abs(lengths[limb] - usual) / usual
                     deviation[:, keypoint] = np.fmax(deviation[:, keypoint], stray)
     return deviation
 
@@ -411,35 +416,56 @@ def model_signals(
 
 def column_quantile(values: FloatArray, q: float) -> FloatArray:
     """Per column, the ``q`` quantile ignoring NaN (linear, as ``np.nanquantile``; NaN for an
-    all-NaN column).
+    all-NaN column)."""
+    return column_quantiles(values, (q,))[0]
 
-    ``np.nanquantile`` walks column by column in Python; one sort of the whole array (NaN
-    sorts last) does an hour's 16 keypoints in a tenth of the time.
+
+def column_quantiles(values: FloatArray, qs: Sequence[float]) -> list[FloatArray]:
+    """``column_quantile`` for each of ``qs``, from one partial sort of the array.
+
+    ``np.nanquantile`` walks column by column in Python. Here NaN sorts last, so each
+    quantile is read at its rank among a column's numbers; when few ranks are needed (the
+    columns are missing equally many values), a partition puts just those in place, several
+    times faster than a sort of an hour's frames.
     """
-    ordered = np.sort(values, axis=0)
     count = np.sum(~np.isnan(values), axis=0)
-    position = q * np.maximum(count - 1, 0)
-    low = np.floor(position).astype(np.intp)
-    high = np.minimum(low + 1, np.maximum(count - 1, 0))
-    below = np.take_along_axis(ordered, low[None], axis=0)[0]
-    above = np.take_along_axis(ordered, high[None], axis=0)[0]
-    result = below + (above - below) * (position - low)
-    return np.where(count > 0, result, np.nan)
+    last = np.maximum(count - 1, 0)
+    positions = [q * last for q in qs]
+    lows = [np.floor(position).astype(np.intp) for position in positions]
+    highs = [np.minimum(low + 1, last) for low in lows]
+    needed = np.unique(np.concatenate([*lows, *highs]))
+    if values.shape[0] and needed.size <= 4 * len(qs):
+        ordered = np.partition(values, needed, axis=0)
+    else:
+        ordered = np.sort(values, axis=0)
+    results = []
+    for position, low, high in zip(positions, lows, highs, strict=True):
+        below = np.take_along_axis(ordered, low[None], axis=0)[0]
+        above = np.take_along_axis(ordered, high[None], axis=0)[0]
+        result = below + (above - below) * (position - low)
+        results.append(np.where(count > 0, result, np.nan))
+    return results
 
 
-def robust_spread(values: FloatArray, centre: FloatArray) -> FloatArray:
+def robust_spread(
+    values: FloatArray, centre: FloatArray, upper_quantile: FloatArray | None = None
+) -> FloatArray:
     """Per column, a standard deviation estimated from the bulk of the values.
 
     The median absolute deviation, scaled; where over half the values tie (a keypoint that
     rests, or a tool that repeats the last position) that is 0, so the spread of the upper
-    tail, (90th percentile - median) / 1.2816, stands in; then the plain SD.
+    tail, (90th percentile - median) / 1.2816, stands in; then the plain SD (computed only
+    when a column needs it). ``upper_quantile``: that 90th percentile, when already known.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
         spread = MAD_TO_SD * column_quantile(np.abs(values - centre), 0.5)
-        upper = (column_quantile(values, 0.9) - centre) / Q90_TO_SD
+        if upper_quantile is None:
+            upper_quantile = column_quantile(values, 0.9)
+        upper = (upper_quantile - centre) / Q90_TO_SD
         spread = np.where(spread > 0, spread, upper)
-        spread = np.where(spread > 0, spread, np.nanstd(values, axis=0))
+        if not np.all(spread > 0):
+            spread = np.where(spread > 0, spread, np.nanstd(values, axis=0))
     return np.where(np.isfinite(spread) & (spread > 0), spread, np.inf)
 
 
@@ -450,8 +476,8 @@ def robust_z(values: FloatArray, min_spread: float = 0.0) -> FloatArray:
     not widen the yardstick they are measured with. ``min_spread`` keeps noise on a nearly
     flat column from becoming a yardstick of nothing.
     """
-    centre = column_quantile(values, 0.5)
-    return (values - centre) / np.maximum(robust_spread(values, centre), min_spread)
+    centre, upper = column_quantiles(values, (0.5, 0.9))
+    return (values - centre) / np.maximum(robust_spread(values, centre, upper), min_spread)
 
 
 def z_severity(

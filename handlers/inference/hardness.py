@@ -89,7 +89,9 @@ def jump_and_return(xy: FloatArray) -> FloatArray:
     return np.linalg.norm(xy - (before + after) / 2, axis=-1)
 
 
-def ensemble_spread(members_xy: Sequence[FloatArray]) -> FloatArray:
+def ensemble_spread(
+    members_xy: Sequence[FloatArray], centre: FloatArray | None = None
+) -> FloatArray:
     """Root-mean-square distance of each member's keypoint from the ensemble mean.
 
     One member at a time, in float64 whatever the members' type, so an hour of five models
@@ -98,10 +100,12 @@ def ensemble_spread(members_xy: Sequence[FloatArray]) -> FloatArray:
     Args:
         members_xy: each member's positions, shape (frames, keypoints, 2); a stacked array
             (members, frames, keypoints, 2) works too.
+        centre: their ``ensemble_mean``, when already computed.
     """
-    centre = ensemble_mean(members_xy)
+    if centre is None:
+        centre = ensemble_mean(members_xy)
     total = np.zeros(centre.shape[:2])
-    count = np.zeros(centre.shape[:2])
+    count = np.zeros(centre.shape[:2], dtype=np.uint16)
     for member in members_xy:
         squared = np.sum((member - centre) ** 2, axis=-1)
         seen = np.isfinite(squared)
@@ -115,13 +119,21 @@ def ensemble_mean(members_xy: Sequence[FloatArray]) -> FloatArray:
     """Mean over ensemble members, ignoring members that have none there (one at a time, in
     float64); any per-frame array works (positions, metrics)."""
     total = np.zeros(np.shape(members_xy[0]))
-    count = np.zeros(np.shape(members_xy[0]))
+    count = np.zeros(np.shape(members_xy[0]), dtype=np.uint16)
     for member in members_xy:
         seen = np.isfinite(member)
         total += np.where(seen, member, 0.0)
         count += seen
     with np.errstate(invalid="ignore", divide="ignore"):
         return total / count
+
+
+def mean_of(arrays: Sequence[FloatArray]) -> FloatArray:
+    """``np.mean(arrays, axis=0)`` (the same sums, in the same order) without stacking them."""
+    total = np.array(arrays[0], dtype=np.float64)
+    for array in arrays[1:]:
+        total += array
+    return total / len(arrays)
 
 
 def confident_rows(
@@ -342,9 +354,11 @@ def limb_deviation(xy: FloatArray, keypoints: Sequence[str] | None) -> FloatArra
             if len(group) < 2:
                 continue
             part = xy[:: max(1, frames // MAX_FIT_ROWS), group]
-            typical = np.nanmedian(
-                np.linalg.norm(part[:, :, None] - part[:, None, :], axis=-1), axis=0
-            )
+            px, py = part[..., 0], part[..., 1]
+            pairs = np.hypot(px[:, :, None] - px[:, None, :], py[:, :, None] - py[:, None, :])
+            size = len(group)
+            typical = column_quantile(pairs.reshape(-1, size * size), 0.5).reshape(size, size)
+            del pairs
             np.fill_diagonal(typical, np.inf)
             partners = np.argsort(np.nan_to_num(typical, nan=np.inf), axis=1)
             # Contiguous x and y rows, and each limb measured once for both its ends.
@@ -547,9 +561,14 @@ def frame_scores(
         The score per frame, and each signal's flag weights (for saying why a frame was chosen).
     """
     special = ("swap", "low_likelihood", "limb")
-    graded = {name: values for name, values in signals.items() if name not in special}
-    zscores = {name: robust_z(moved(name, values)) for name, values in graded.items()}
-    weights = {name: severity(z, z_threshold) for name, z in zscores.items()}
+    weights: dict[str, FloatArray] = {}
+    closest = np.zeros(likelihood.shape[0])
+    for name, values in signals.items():
+        if name not in special:
+            # One z-score array at a time: an hour's are 14 MB each.
+            z = robust_z(moved(name, values))
+            weights[name] = severity(z, z_threshold)
+            closest = np.maximum(closest, near_miss([z], z_threshold))
     if "low_likelihood" in signals:
         weights["low_likelihood"] = z_severity(
             signals["low_likelihood"], z_threshold, LIKELIHOOD_MIN_SPREAD
@@ -565,11 +584,10 @@ def frame_scores(
             if name in weights:
                 weights[name] = np.where(beside, 0.0, weights[name])
     weights["likelihood"] = likelihood_severity(likelihood, likelihood_threshold)
-    weights = {name: w * rarity(w) for name, w in weights.items()}
-    total = np.sum([w.sum(axis=1) for w in weights.values()], axis=0)
-    closest = near_miss(zscores.values(), z_threshold)
-    if closest.size == 0:
-        closest = np.zeros(likelihood.shape[0])
+    total = np.zeros(likelihood.shape[0])
+    for w in weights.values():
+        w *= rarity(w)
+        total += w.sum(axis=1)
     return np.where(total > 0, 1.0 + total, closest), weights
 
 

@@ -196,24 +196,41 @@ if sys.argv[1] == "pandas":
     chosen, loaded = [], time.process_time() - cpu
 else:
     import numpy as np
-    from handlers.inference import hardness
+    from handlers.inference import handler, hardness
     from handlers.inference.predictions import load_predictions
-    members = [load_predictions(p) for p in paths]
+    # The handler's own steps, minus the video: members as load_drop reads them, combined,
+    # scored and chosen as handle_inference does.
+    dtype = np.float32 if len(paths) > 1 else np.float64
+    members = [load_predictions(p, dtype) for p in paths]
     loaded = time.process_time() - cpu
-    xy = np.stack([m.xy for m in members])
-    mean = hardness.ensemble_mean(xy)
-    likelihood = np.mean([m.likelihood for m in members], axis=0)
-    signals = hardness.model_signals(
-        mean, likelihood, 0.9, 0.99, members_xy=xy, keypoints=members[0].keypoints
+    options = handler.InferenceOptions(
+        frames_per_video=20, frame_range=(0.0, 1.0), context_frames=2,
+        likelihood_threshold=0.9, z_threshold=3.0, pca_variance=0.99, min_spacing_frames=4,
+        stem="hour",
     )
-    scores, _ = hardness.frame_scores(signals, likelihood, 0.9, 3.0)
+    output = handler.ModelOutput(Path("hour.mp4"), members, {}, [])
+    del members
+    combined = handler.combined_predictions(output)
+    spread = handler.member_spread(output, combined.xy)
+    output = output.without_member_arrays()
+    scores, weights = handler.score_frames(output, combined, options, spread)
+    del spread
     chosen = hardness.choose_hard_frames(
-        scores, hardness.pose_features(mean), 20, (2, mean.shape[0] - 2)
+        scores, hardness.pose_features(combined.xy), options.frames_per_video,
+        handler.chosen_window(output.frame_count, options),
+        spacing=options.min_spacing_frames,
     )
+# ru_maxrss survives exec: a child started by vfork reports its parent's peak (the bench
+# that wrote the CSVs). VmHWM is this process's own.
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+status = Path("/proc/self/status")
+if status.is_file():
+    for line in status.read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            peak = int(line.split()[1]) / 1024
 print(json.dumps({
     "wall_s": time.perf_counter() - start, "cpu_s": time.process_time() - cpu,
-    "load_cpu_s": loaded,
-    "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "chosen": len(chosen),
+    "load_cpu_s": loaded, "peak_mb": peak, "chosen": len(chosen),
 }))
 """
 

@@ -341,7 +341,7 @@ def score_frames(
     combined: Predictions,
     options: InferenceOptions,
     spread: npt.NDArray[np.float64] | None = None,
-) -> tuple[npt.NDArray[np.float64], dict[str, npt.NDArray[np.float64]]]:
+) -> tuple[npt.NDArray[np.float64], dict[str, hardness.WeightArray]]:
     """Every frame's score and the flag weights of each signal (see handlers/hardness.py).
 
     ``spread``: the ensemble's, from ``member_spread``; else computed from the members.
@@ -469,7 +469,7 @@ def build_report(
     output: ModelOutput,
     scores: npt.NDArray[np.float64],
     flags: dict[int, dict[str, list[str]]],
-    weights: dict[str, npt.NDArray[np.float64]],
+    weights: dict[str, hardness.WeightArray],
     chosen: Sequence[int],
     options: InferenceOptions,
 ) -> dict[str, Any]:

@@ -13,12 +13,13 @@ All functions are pure and work on numpy arrays; nothing here reads a file.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
+WeightArray = npt.NDArray[np.float32]
 
 MAD_TO_SD = 1.4826
 """Scales a median absolute deviation to a standard deviation for normal data."""
@@ -491,7 +492,10 @@ def robust_z(values: FloatArray, min_spread: float = 0.0) -> FloatArray:
     flat column from becoming a yardstick of nothing.
     """
     centre, upper = column_quantiles(values, (0.5, 0.9))
-    return (values - centre) / np.maximum(robust_spread(values, centre, upper), min_spread)
+    spread = np.maximum(robust_spread(values, centre, upper), min_spread)
+    z = values - centre
+    z /= spread
+    return z
 
 
 def z_severity(
@@ -503,8 +507,11 @@ def z_severity(
 
 def severity(z: FloatArray, z_threshold: float, cap: float = SEVERITY_CAP) -> FloatArray:
     """``z_severity`` from z-scores already computed."""
-    ratio = np.nan_to_num(z, nan=0.0) / z_threshold
-    return np.where(ratio > 1.0, np.minimum(ratio, cap), 0.0)
+    ratio = z / z_threshold  # one array, worked in place: an hour's are 14 MB each
+    below = ~(ratio > 1.0)  # NaN too
+    np.minimum(ratio, cap, out=ratio)
+    ratio[below] = 0.0
+    return ratio
 
 
 def likelihood_severity(likelihood: FloatArray, threshold: float) -> FloatArray:
@@ -534,7 +541,8 @@ def near_miss(zscores: Iterable[FloatArray], z_threshold: float) -> FloatArray:
     """
     closest = None
     for z in zscores:
-        ratio = np.nan_to_num(z, nan=0.0).max(axis=1) / z_threshold
+        # A missing cell counts as 0 (NaN skipped; 0 is the floor of the clip below).
+        ratio = np.nan_to_num(np.fmax.reduce(z, axis=1), nan=0.0) / z_threshold
         closest = ratio if closest is None else np.maximum(closest, ratio)
     if closest is None:
         return np.zeros(0)
@@ -546,12 +554,13 @@ def frame_scores(
     likelihood: FloatArray,
     likelihood_threshold: float,
     z_threshold: float,
-) -> tuple[FloatArray, dict[str, FloatArray]]:
+) -> tuple[FloatArray, dict[str, WeightArray]]:
     """Score every frame: the weighted count of its flags, or its near miss when it has none.
 
     A flagged frame scores 1 plus its weighted flags (each signal's weights scaled by its
     ``rarity``), any unflagged frame less than 1, so topping up from unflagged frames takes
-    the next most suspicious ones.
+    the next most suspicious ones. Scores are summed in float64; the weights kept for
+    saying why are float32 (an hour's seven signals: 50 MB less at the peak).
 
     Args:
         signals: error-like metrics, each shape (frames, keypoints); high is bad.
@@ -560,35 +569,44 @@ def frame_scores(
     Returns:
         The score per frame, and each signal's flag weights (for saying why a frame was chosen).
     """
-    special = ("swap", "low_likelihood", "limb")
-    weights: dict[str, FloatArray] = {}
-    closest = np.zeros(likelihood.shape[0])
-    for name, values in signals.items():
-        if name not in special:
-            # One z-score array at a time: an hour's are 14 MB each.
-            z = robust_z(moved(name, values))
-            weights[name] = severity(z, z_threshold)
-            closest = np.maximum(closest, near_miss([z], z_threshold))
-    if "low_likelihood" in signals:
-        weights["low_likelihood"] = z_severity(
-            signals["low_likelihood"], z_threshold, LIKELIHOOD_MIN_SPREAD
-        )
-    if "limb" in signals:
-        weights["limb"] = z_severity(
-            signals["limb"], z_threshold, LIMB_MIN_SPREAD, LIMB_SEVERITY_CAP
-        )
-    if "swap" in signals:
-        weights["swap"] = SWAP_SEVERITY * signals["swap"]
-        beside = swap_edges(signals["swap"] > 0)
-        for name in ("temporal_norm", "jump"):
-            if name in weights:
-                weights[name] = np.where(beside, 0.0, weights[name])
-    weights["likelihood"] = likelihood_severity(likelihood, likelihood_threshold)
+    weights: dict[str, WeightArray] = {}
     total = np.zeros(likelihood.shape[0])
-    for w in weights.values():
+    closest = np.zeros(likelihood.shape[0])
+    for name, w, z in signal_weights(signals, likelihood, likelihood_threshold, z_threshold):
+        if z is not None:
+            closest = np.maximum(closest, near_miss([z], z_threshold))
         w *= rarity(w)
         total += w.sum(axis=1)
+        weights[name] = w.astype(np.float32)
     return np.where(total > 0, 1.0 + total, closest), weights
+
+
+def signal_weights(
+    signals: Mapping[str, FloatArray],
+    likelihood: FloatArray,
+    likelihood_threshold: float,
+    z_threshold: float,
+) -> Iterator[tuple[str, FloatArray, FloatArray | None]]:
+    """Each signal's flag weights before ``rarity``, and its z-scores where graded by them;
+    one at a time, so that an hour's arrays are not all held at once."""
+    special = ("swap", "low_likelihood", "limb")
+    beside = swap_edges(signals["swap"] > 0) if "swap" in signals else None
+    for name, values in signals.items():
+        if name not in special:
+            z = robust_z(moved(name, values))
+            w = severity(z, z_threshold)
+            if beside is not None and name in ("temporal_norm", "jump"):
+                w = np.where(beside, 0.0, w)
+            yield name, w, z
+    if "low_likelihood" in signals:
+        low = signals["low_likelihood"]
+        yield "low_likelihood", z_severity(low, z_threshold, LIKELIHOOD_MIN_SPREAD), None
+    if "limb" in signals:
+        limb = z_severity(signals["limb"], z_threshold, LIMB_MIN_SPREAD, LIMB_SEVERITY_CAP)
+        yield "limb", limb, None
+    if "swap" in signals:
+        yield "swap", SWAP_SEVERITY * signals["swap"], None
+    yield "likelihood", likelihood_severity(likelihood, likelihood_threshold), None
 
 
 def moved(name: str, values: FloatArray) -> FloatArray:
@@ -614,7 +632,7 @@ def swap_edges(swapped: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
     return (swapped != before) | (swapped != after)
 
 
-def rarity(weights: FloatArray) -> float:
+def rarity(weights: FloatArray | WeightArray) -> float:
     """How much a signal's flags say: 1, or less when it flags more than ``RARE_SHARE`` of frames.
 
     A flag raised on most frames (a likelihood on its own scale, a tracker that jitters
@@ -625,7 +643,7 @@ def rarity(weights: FloatArray) -> float:
 
 
 def describe_flags(
-    frame: int, weights: Mapping[str, FloatArray], keypoints: Sequence[str]
+    frame: int, weights: Mapping[str, FloatArray | WeightArray], keypoints: Sequence[str]
 ) -> dict[str, list[str]]:
     """The flags of one frame: each flagged signal with its keypoints, strongest first.
 

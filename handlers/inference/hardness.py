@@ -528,9 +528,12 @@ def likelihood_severity(likelihood: FloatArray, threshold: float) -> FloatArray:
         return np.zeros_like(likelihood)
     below = likelihood < threshold
     telling = np.mean(below, axis=0) <= LIKELIHOOD_MAX_FLAGGED_SHARE
+    ratio = np.maximum(likelihood, 0.0)  # one array, worked in place
     with np.errstate(divide="ignore"):
-        ratio = threshold / np.maximum(likelihood, 0.0)
-    return np.where(below & telling, np.minimum(ratio, SEVERITY_CAP), 0.0)
+        np.divide(threshold, ratio, out=ratio)
+    np.minimum(ratio, SEVERITY_CAP, out=ratio)
+    ratio[~(below & telling)] = 0.0
+    return ratio
 
 
 def near_miss(zscores: Iterable[FloatArray], z_threshold: float) -> FloatArray:

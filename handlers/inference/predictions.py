@@ -245,13 +245,14 @@ def clean_body(path: Path, header_count: int, width: int) -> FloatArray | None:
     except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError):
         return None
     values = frame.to_numpy(dtype=np.float64)
+    del frame  # an hour's member is 40 MB; hold one copy, not two
     if values.ndim == 2 and values.shape[1] == width + 2 and np.isnan(values[:, -1]).all():
         values = values[:, :-1]  # a trailing comma on every row
     if values.ndim != 2 or values.shape[1] != width + 1 or values.shape[0] == 0:
         return None
     if not np.array_equal(values[:, 0], np.arange(values.shape[0])):
         return None
-    return np.ascontiguousarray(values[:, 1:])
+    return values[:, 1:]  # a view: the caller takes its own arrays from it
 
 
 def load_predictions(path: Path, xy_dtype: type[np.floating] = np.float64) -> Predictions:

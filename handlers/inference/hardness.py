@@ -347,7 +347,7 @@ def limb_deviation(xy: FloatArray, keypoints: Sequence[str] | None) -> FloatArra
     limbs for as long as the error lasts, whatever the animal does meanwhile.
     """
     frames, count, _ = xy.shape
-    deviation = np.zeros((frames, count))
+    deviation = np.zeros((count, frames))  # a row per keypoint, transposed at the end
     groups = animal_groups(keypoints) if keypoints is not None else [list(range(count))]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -373,9 +373,11 @@ def limb_deviation(xy: FloatArray, keypoints: Sequence[str] | None) -> FloatArra
                     limb = (min(i, j), max(i, j))
                     if limb not in lengths:
                         lengths[limb] = np.hypot(x[i] - x[j], y[i] - y[j])
-                    stray = np.abs(lengths[limb] - usual) / usual
-                    deviation[:, keypoint] = np.fmax(deviation[:, keypoint], stray)
-    return deviation
+                    stray = lengths[limb] - usual
+                    np.abs(stray, out=stray)
+                    stray /= usual
+                    np.fmax(deviation[keypoint], stray, out=deviation[keypoint])
+    return np.ascontiguousarray(deviation.T)
 
 
 def low_likelihood(likelihood: FloatArray) -> FloatArray:

@@ -208,8 +208,11 @@ def pca_reconstruction_error(
     mean, axes = basis
     centred = flat - mean
     complete = np.all(np.isfinite(flat), axis=1)
-    recon = np.full_like(flat, np.nan)
-    recon[complete] = centred[complete] @ axes.T @ axes
+    if complete.all():  # no copy of an hour's poses to pick the complete rows
+        recon = centred @ axes.T @ axes
+    else:
+        recon = np.full_like(flat, np.nan)
+        recon[complete] = centred[complete] @ axes.T @ axes
     # Rows missing the same keypoints share one least-squares problem: solve it once for all.
     masks, pattern = np.unique(np.isfinite(flat[~complete]), axis=0, return_inverse=True)
     rows = np.flatnonzero(~complete)
@@ -220,8 +223,9 @@ def pca_reconstruction_error(
             recon[group] = coef.T @ axes
         else:
             recon[group] = 0.0
-    error = (centred - recon).reshape(frames, keypoints, 2)
-    return np.linalg.norm(error, axis=-1)
+    centred -= recon  # the error, in place
+    del recon
+    return np.linalg.norm(centred.reshape(frames, keypoints, 2), axis=-1)
 
 
 def animal_groups(keypoints: Sequence[str]) -> list[list[int]]:

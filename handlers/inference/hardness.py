@@ -253,6 +253,8 @@ def carry_forward(xy: FloatArray) -> FloatArray:
     """Each missing keypoint at its last known position, so a track lost for a while still
     compares with where it comes back (vectorized over frames)."""
     seen = np.all(np.isfinite(xy), axis=-1)
+    if seen.all():
+        return xy  # nothing to carry (an hour's gather is 0.1 s)
     index = np.where(seen, np.arange(xy.shape[0])[:, None], 0)
     np.maximum.accumulate(index, axis=0, out=index)
     return np.take_along_axis(xy, index[:, :, None], axis=0)
@@ -343,7 +345,8 @@ def swap_signal(xy: FloatArray, keypoints: Sequence[str] | None) -> FloatArray:
                 swap = np.hypot(x[first, 1:] - x[second, :-1], y[first, 1:] - y[second, :-1])
                 swap += np.hypot(x[second, 1:] - x[first, :-1], y[second, 1:] - y[first, :-1])
                 wrong = swap_state(keep, swap)
-                swapped[:, [first, second]] |= wrong[:, None]
+                if wrong.any():
+                    swapped[:, [first, second]] |= wrong[:, None]
     return swapped.astype(np.float64)
 
 

@@ -68,12 +68,19 @@ SWAP_SEVERITY = 3.0
 # ----- signals: arrays of shape (frames, keypoints) ----------------------------------------
 
 
+def length(vectors: FloatArray) -> FloatArray:
+    """``np.linalg.norm(vectors, axis=-1)`` for (x, y) vectors, to the last bit, without a
+    reduction over an axis of two (three times faster on an hour's keypoints)."""
+    x, y = vectors[..., 0], vectors[..., 1]
+    return np.sqrt(x * x + y * y)
+
+
 def temporal_norm(xy: FloatArray) -> FloatArray:
     """Distance each keypoint moved since the previous frame (0 for the first frame).
 
     Lightning Pose's ``temporal_norm`` metric, computed from the keypoints.
     """
-    step = np.linalg.norm(np.diff(xy, axis=0), axis=-1)
+    step = length(np.diff(xy, axis=0))
     return np.concatenate([np.zeros((1, xy.shape[1])), step])
 
 
@@ -87,7 +94,7 @@ def jump_and_return(xy: FloatArray) -> FloatArray:
     """
     before = np.concatenate([np.full_like(xy[:1], np.nan), xy[:-1]])
     after = np.concatenate([xy[1:], np.full_like(xy[:1], np.nan)])
-    return np.linalg.norm(xy - (before + after) / 2, axis=-1)
+    return length(xy - (before + after) / 2)
 
 
 def ensemble_spread(
@@ -110,7 +117,7 @@ def ensemble_spread(
     for member in members_xy:
         offset = member - centre
         offset *= offset  # in place: an hour's member is 28 MB in float64
-        squared = offset.sum(axis=-1)
+        squared = offset[..., 0] + offset[..., 1]
         del offset
         seen = np.isfinite(squared)
         total += np.where(seen, squared, 0.0)
@@ -228,7 +235,7 @@ def pca_reconstruction_error(
             recon[group] = 0.0
     centred -= recon  # the error, in place
     del recon
-    return np.linalg.norm(centred.reshape(frames, keypoints, 2), axis=-1)
+    return length(centred.reshape(frames, keypoints, 2))
 
 
 def animal_groups(keypoints: Sequence[str]) -> list[list[int]]:

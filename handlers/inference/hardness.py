@@ -465,7 +465,7 @@ def column_quantiles(values: FloatArray, qs: Sequence[float]) -> list[FloatArray
     left of it (the same two values, and so the same result, as a sort gives).
     """
     results = np.full((len(qs), values.shape[1]), np.nan)
-    for column, row in enumerate(values.T):
+    for column, row in enumerate(np.ascontiguousarray(values.T)):  # a column a row
         numbers = row[~np.isnan(row)]  # a copy, partitioned in place
         last = numbers.size - 1
         if last < 0:

@@ -45,7 +45,8 @@ class Predictions:
         path: the file they came from.
         scorer: the scorer name of the first header row.
         keypoints: keypoint names, in column order (``individual_bodypart`` for multi-animal).
-        xy: positions, shape (frames, keypoints, 2); NaN where the model gave none.
+        xy: positions, shape (frames, keypoints, 2); NaN where the model gave none; float64,
+            or float32 for an ensemble's members (see ``load_predictions``).
         likelihood: confidence, shape (frames, keypoints); may exceed 1; NaN read as 0.
     """
 

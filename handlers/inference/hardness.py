@@ -460,40 +460,68 @@ def column_quantiles(values: FloatArray, qs: Sequence[float]) -> list[FloatArray
     """``column_quantile`` for each of ``qs``, without sorting.
 
     ``np.nanquantile`` walks column by column in Python, and a sort of an hour's frames
-    costs more than needed. Here each column's numbers are taken apart once; each quantile
-    rank is put in place by a one-rank partition, and the rank below it is the largest value
-    left of it (the same two values, and so the same result, as a sort gives).
+    costs more than needed. Here each column's numbers are taken apart once and each
+    quantile read by ``ranked_quantile``.
     """
     results = np.full((len(qs), values.shape[1]), np.nan)
     for column, row in enumerate(np.ascontiguousarray(values.T)):  # a column a row
         numbers = row[~np.isnan(row)]  # a copy, partitioned in place
-        last = numbers.size - 1
-        if last < 0:
-            continue
-        for number, q in enumerate(qs):
-            position = q * last
-            low = int(np.floor(position))
-            high = min(low + 1, last)
-            numbers.partition(high)
-            above = numbers[high]
-            below = numbers[:high].max() if low < high else above
-            results[number, column] = below + (above - below) * (position - low)
+        if numbers.size:
+            results[:, column] = [ranked_quantile(numbers, q) for q in qs]
     return list(results)
 
 
+def ranked_quantile(numbers: FloatArray, q: float) -> float:
+    """The ``q`` quantile of ``numbers`` (no NaN, at least one), linear as ``np.quantile``.
+
+    Its rank is put in place by a one-rank partition (of ``numbers``, in place), and the rank
+    below it is the largest value left of it: the same two values, and so the same result,
+    as a sort gives.
+    """
+    last = numbers.size - 1
+    position = q * last
+    low = int(np.floor(position))
+    high = min(low + 1, last)
+    numbers.partition(high)
+    above = numbers[high]
+    below = numbers[:high].max() if low < high else above
+    return float(below + (above - below) * (position - low))
+
+
+def column_robust_stats(values: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Per column: median, 90th percentile and median absolute deviation (NaN ignored),
+    from one pass over each column's numbers (``robust_z`` on an hour's signals)."""
+    stats = np.full((3, values.shape[1]), np.nan)
+    for column, row in enumerate(np.ascontiguousarray(values.T)):
+        numbers = row[~np.isnan(row)]
+        if numbers.size:
+            median = ranked_quantile(numbers, 0.5)
+            upper = ranked_quantile(numbers, 0.9)
+            numbers -= median
+            np.abs(numbers, out=numbers)
+            stats[:, column] = median, upper, ranked_quantile(numbers, 0.5)
+    return stats[0], stats[1], stats[2]
+
+
 def robust_spread(
-    values: FloatArray, centre: FloatArray, upper_quantile: FloatArray | None = None
+    values: FloatArray,
+    centre: FloatArray,
+    upper_quantile: FloatArray | None = None,
+    deviation: FloatArray | None = None,
 ) -> FloatArray:
     """Per column, a standard deviation estimated from the bulk of the values.
 
     The median absolute deviation, scaled; where over half the values tie (a keypoint that
     rests, or a tool that repeats the last position) that is 0, so the spread of the upper
     tail, (90th percentile - median) / 1.2816, stands in; then the plain SD (computed only
-    when a column needs it). ``upper_quantile``: that 90th percentile, when already known.
+    when a column needs it). ``upper_quantile`` and ``deviation`` (the median absolute
+    deviation): when already known.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
-        spread = MAD_TO_SD * column_quantile(np.abs(values - centre), 0.5)
+        if deviation is None:
+            deviation = column_quantile(np.abs(values - centre), 0.5)
+        spread = MAD_TO_SD * deviation
         if upper_quantile is None:
             upper_quantile = column_quantile(values, 0.9)
         upper = (upper_quantile - centre) / Q90_TO_SD
@@ -510,8 +538,8 @@ def robust_z(values: FloatArray, min_spread: float = 0.0) -> FloatArray:
     not widen the yardstick they are measured with. ``min_spread`` keeps noise on a nearly
     flat column from becoming a yardstick of nothing.
     """
-    centre, upper = column_quantiles(values, (0.5, 0.9))
-    spread = np.maximum(robust_spread(values, centre, upper), min_spread)
+    centre, upper, deviation = column_robust_stats(values)
+    spread = np.maximum(robust_spread(values, centre, upper, deviation), min_spread)
     z = values - centre
     z /= spread
     return z

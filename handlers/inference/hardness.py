@@ -92,9 +92,10 @@ def jump_and_return(xy: FloatArray) -> FloatArray:
     frame and not at every frame of a fast movement. NaN where a neighbour is missing (and
     at the first and last frame): there is no midpoint to compare with.
     """
-    before = np.concatenate([np.full_like(xy[:1], np.nan), xy[:-1]])
-    after = np.concatenate([xy[1:], np.full_like(xy[:1], np.nan)])
-    return length(xy - (before + after) / 2)
+    jump = np.full(xy.shape[:2], np.nan)
+    if xy.shape[0] > 2:
+        jump[1:-1] = length(xy[1:-1] - (xy[:-2] + xy[2:]) / 2)
+    return jump
 
 
 def ensemble_spread(

@@ -378,6 +378,7 @@ def test_column_quantiles_match_nanquantile_with_ties_and_uneven_gaps() -> None:
 
 
 def test_pose_axes_span_the_same_space_as_an_svd() -> None:
+    """The scatter matrix's eigenvectors keep the same three pose axes an SVD finds."""
     rng = np.random.default_rng(2)
     poses = rng.normal(size=(400, 3)) @ rng.normal(size=(3, 8)) + rng.normal(size=(400, 8)) * 1e-3
     basis = hardness.pca_basis(poses, 0.99)

@@ -359,3 +359,44 @@ def test_column_quantile_is_nanquantile_column_by_column() -> None:
         with pytest.warns(RuntimeWarning):
             expected = np.nanquantile(values, q, axis=0)
         np.testing.assert_allclose(hardness.column_quantile(values, q), expected)
+
+
+def test_column_quantiles_match_nanquantile_with_ties_and_uneven_gaps() -> None:
+    """Partitions, not a sort: the same values on repeats (a tracker that holds still) and
+    columns missing different numbers of cells."""
+    rng = np.random.default_rng(1)
+    values = np.round(rng.normal(size=(500, 5)) * 3)
+    values[rng.random(values.shape) < 0.2] = np.nan
+    values[:, 0] = 7.0
+    values[:1, 4] = np.nan
+    values[1:, 4] = np.nan  # a column with no number at all
+    qs = (0.0, 0.1, 0.5, 0.9, 1.0)
+    with pytest.warns(RuntimeWarning):
+        expected = [np.nanquantile(values, q, axis=0) for q in qs]
+    for got, want in zip(hardness.column_quantiles(values, qs), expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_pose_axes_span_the_same_space_as_an_svd() -> None:
+    """The scatter matrix's eigenvectors keep the same three pose axes an SVD finds."""
+    rng = np.random.default_rng(2)
+    poses = rng.normal(size=(400, 3)) @ rng.normal(size=(3, 8)) + rng.normal(size=(400, 8)) * 1e-3
+    basis = hardness.pca_basis(poses, 0.99)
+    assert basis is not None
+    _, axes = basis
+    _, _, reference = np.linalg.svd(poses - poses.mean(axis=0), full_matrices=False)
+    assert axes.shape[0] == 3
+    np.testing.assert_allclose(axes.T @ axes, reference[:3].T @ reference[:3], atol=1e-9)
+
+
+def test_ensemble_of_float32_members_as_a_list_scores_like_the_stacked_float64() -> None:
+    """The handler keeps members as float32 and never stacks them; the spread is the same
+    to far below a pixel."""
+    rng = np.random.default_rng(3)
+    base = straight_line(frames=50)
+    members = [base + rng.normal(0, 1.0, base.shape) for _ in range(5)]
+    stacked = hardness.ensemble_spread(np.stack(members))
+    light = [m.astype(np.float32) for m in members]
+    listed = hardness.ensemble_spread(light, hardness.ensemble_mean(light))
+    np.testing.assert_allclose(listed, stacked, atol=1e-4)
+    assert not np.allclose(stacked, 0.0)

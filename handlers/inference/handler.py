@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -227,6 +227,21 @@ class ModelOutput:
     def keypoints(self) -> tuple[str, ...]:
         return self.members[0].keypoints
 
+    def without_member_arrays(self) -> ModelOutput:
+        """The same output with an ensemble's members reduced to their names and length.
+
+        Once the ensemble's mean and spread are computed, scoring needs nothing else of the
+        members: an hour of five models' positions is 140 MB that need not stay.
+        """
+        if len(self.members) == 1:
+            return self
+        frames = self.frame_count
+        light = [
+            replace(m, xy=np.empty((frames, 0, 2)), likelihood=np.empty((frames, 0)))
+            for m in self.members
+        ]
+        return replace(self, members=light)
+
 
 def load_drop(files: Sequence[Path], options: InferenceOptions) -> ModelOutput:
     """Load and check every file of the drop.
@@ -244,7 +259,9 @@ def load_drop(files: Sequence[Path], options: InferenceOptions) -> ModelOutput:
                 f"ensemble) in the drop, but got {names}"
             ]
         )
-    members = [collect(problems, load_predictions, path) for path in drop.predictions]
+    # Members of an ensemble are only averaged and compared: float32 positions (see there).
+    xy_dtype = np.float32 if len(drop.predictions) > 1 else np.float64
+    members = [collect(problems, load_predictions, path, xy_dtype) for path in drop.predictions]
     loaded = [member for member in members if member is not None]
     problems += ensemble_problems(loaded)
     video, video_problems = choose_video(drop, options)
@@ -274,7 +291,7 @@ def load_metrics(
             for path in paths
         ]
         if all(array is not None for array in arrays):
-            metrics[name] = hardness.ensemble_mean(np.stack(arrays))
+            metrics[name] = hardness.ensemble_mean(arrays)
     return metrics
 
 
@@ -286,8 +303,8 @@ def combined_predictions(output: ModelOutput) -> Predictions:
     if len(output.members) == 1:
         return output.members[0]
     first = output.members[0]
-    xy = hardness.ensemble_mean(np.stack([m.xy for m in output.members]))
-    likelihood = np.mean([m.likelihood for m in output.members], axis=0)
+    xy = hardness.ensemble_mean([m.xy for m in output.members])
+    likelihood = hardness.mean_of([m.likelihood for m in output.members])
     scorer = f"ensemble mean of {len(output.members)} models ({first.scorer})"
     return Predictions(first.path, scorer, first.keypoints, xy, likelihood)
 
@@ -309,18 +326,37 @@ def chosen_window(frame_count: int, options: InferenceOptions) -> tuple[int, int
     return start, stop
 
 
+def member_spread(
+    output: ModelOutput, centre: npt.NDArray[np.float64] | None = None
+) -> npt.NDArray[np.float64] | None:
+    """The ensemble's spread (``hardness.ensemble_spread``) about ``centre`` (their mean,
+    when already computed), or None for one model."""
+    if len(output.members) == 1:
+        return None
+    return hardness.ensemble_spread([m.xy for m in output.members], centre)
+
+
 def score_frames(
-    output: ModelOutput, combined: Predictions, options: InferenceOptions
-) -> tuple[npt.NDArray[np.float64], dict[str, npt.NDArray[np.float64]]]:
-    """Every frame's score and the flag weights of each signal (see handlers/hardness.py)."""
-    members_xy = np.stack([m.xy for m in output.members]) if len(output.members) > 1 else None
+    output: ModelOutput,
+    combined: Predictions,
+    options: InferenceOptions,
+    spread: npt.NDArray[np.float64] | None = None,
+) -> tuple[npt.NDArray[np.float64], dict[str, hardness.WeightArray]]:
+    """Every frame's score and the flag weights of each signal (see handlers/hardness.py).
+
+    ``spread``: the ensemble's, from ``member_spread``; else computed from the members.
+    """
+    if spread is None and len(output.members) > 1:
+        spread = member_spread(output)
+    given = dict(output.metrics)
+    if spread is not None:
+        given["ensemble_spread"] = spread
     signals = hardness.model_signals(
         combined.xy,
         combined.likelihood,
         options.likelihood_threshold,
         options.pca_variance,
-        given=output.metrics,
-        members_xy=members_xy,
+        given=given,
         keypoints=combined.keypoints,
     )
     return hardness.frame_scores(
@@ -340,7 +376,10 @@ def handle_inference(
     output = load_drop(files, options)
     window = chosen_window(output.frame_count, options)
     combined = combined_predictions(output)
-    scores, weights = score_frames(output, combined, options)
+    spread = member_spread(output, combined.xy)
+    output = output.without_member_arrays()
+    scores, weights = score_frames(output, combined, options, spread)
+    del spread
     chosen = hardness.choose_hard_frames(
         scores,
         hardness.pose_features(combined.xy),
@@ -430,7 +469,7 @@ def build_report(
     output: ModelOutput,
     scores: npt.NDArray[np.float64],
     flags: dict[int, dict[str, list[str]]],
-    weights: dict[str, npt.NDArray[np.float64]],
+    weights: dict[str, hardness.WeightArray],
     chosen: Sequence[int],
     options: InferenceOptions,
 ) -> dict[str, Any]:

@@ -13,12 +13,13 @@ All functions are pure and work on numpy arrays; nothing here reads a file.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
+WeightArray = npt.NDArray[np.float32]
 
 MAD_TO_SD = 1.4826
 """Scales a median absolute deviation to a standard deviation for normal data."""
@@ -67,12 +68,19 @@ SWAP_SEVERITY = 3.0
 # ----- signals: arrays of shape (frames, keypoints) ----------------------------------------
 
 
+def length(vectors: FloatArray) -> FloatArray:
+    """``np.linalg.norm(vectors, axis=-1)`` for (x, y) vectors, to the last bit, without a
+    reduction over an axis of two (three times faster on an hour's keypoints)."""
+    x, y = vectors[..., 0], vectors[..., 1]
+    return np.sqrt(x * x + y * y)
+
+
 def temporal_norm(xy: FloatArray) -> FloatArray:
     """Distance each keypoint moved since the previous frame (0 for the first frame).
 
     Lightning Pose's ``temporal_norm`` metric, computed from the keypoints.
     """
-    step = np.linalg.norm(np.diff(xy, axis=0), axis=-1)
+    step = length(np.diff(xy, axis=0))
     return np.concatenate([np.zeros((1, xy.shape[1])), step])
 
 
@@ -84,24 +92,34 @@ def jump_and_return(xy: FloatArray) -> FloatArray:
     frame and not at every frame of a fast movement. NaN where a neighbour is missing (and
     at the first and last frame): there is no midpoint to compare with.
     """
-    before = np.concatenate([np.full_like(xy[:1], np.nan), xy[:-1]])
-    after = np.concatenate([xy[1:], np.full_like(xy[:1], np.nan)])
-    return np.linalg.norm(xy - (before + after) / 2, axis=-1)
+    jump = np.full(xy.shape[:2], np.nan)
+    if xy.shape[0] > 2:
+        jump[1:-1] = length(xy[1:-1] - (xy[:-2] + xy[2:]) / 2)
+    return jump
 
 
-def ensemble_spread(members_xy: FloatArray) -> FloatArray:
+def ensemble_spread(
+    members_xy: Sequence[FloatArray], centre: FloatArray | None = None
+) -> FloatArray:
     """Root-mean-square distance of each member's keypoint from the ensemble mean.
 
-    One member at a time, so an hour of five models needs no copy of all of them at once.
+    One member at a time, in float64 whatever the members' type, so an hour of five models
+    needs no stacked copy of all of them.
 
     Args:
-        members_xy: shape (members, frames, keypoints, 2).
+        members_xy: each member's positions, shape (frames, keypoints, 2); a stacked array
+            (members, frames, keypoints, 2) works too.
+        centre: their ``ensemble_mean``, when already computed.
     """
-    centre = ensemble_mean(members_xy)
-    total = np.zeros(members_xy.shape[1:3])
-    count = np.zeros(members_xy.shape[1:3])
+    if centre is None:
+        centre = ensemble_mean(members_xy)
+    total = np.zeros(centre.shape[:2])
+    count = np.zeros(centre.shape[:2], dtype=np.uint16)
     for member in members_xy:
-        squared = np.sum((member - centre) ** 2, axis=-1)
+        offset = member - centre
+        offset *= offset  # in place: an hour's member is 28 MB in float64
+        squared = offset[..., 0] + offset[..., 1]
+        del offset
         seen = np.isfinite(squared)
         total += np.where(seen, squared, 0.0)
         count += seen
@@ -109,16 +127,25 @@ def ensemble_spread(members_xy: FloatArray) -> FloatArray:
         return np.sqrt(total / count)  # no member there: NaN
 
 
-def ensemble_mean(members_xy: FloatArray) -> FloatArray:
-    """Mean position over ensemble members, ignoring members that have none (one at a time)."""
-    total = np.zeros(members_xy.shape[1:])
-    count = np.zeros(members_xy.shape[1:])
+def ensemble_mean(members_xy: Sequence[FloatArray]) -> FloatArray:
+    """Mean over ensemble members, ignoring members that have none there (one at a time, in
+    float64); any per-frame array works (positions, metrics)."""
+    total = np.zeros(np.shape(members_xy[0]))
+    count = np.zeros(np.shape(members_xy[0]), dtype=np.uint16)
     for member in members_xy:
         seen = np.isfinite(member)
         total += np.where(seen, member, 0.0)
         count += seen
     with np.errstate(invalid="ignore", divide="ignore"):
         return total / count
+
+
+def mean_of(arrays: Sequence[FloatArray]) -> FloatArray:
+    """``np.mean(arrays, axis=0)`` (the same sums, in the same order) without stacking them."""
+    total = np.array(arrays[0], dtype=np.float64)
+    for array in arrays[1:]:
+        total += array
+    return total / len(arrays)
 
 
 def confident_rows(
@@ -143,14 +170,18 @@ def pca_basis(poses: FloatArray, explained: float) -> tuple[FloatArray, FloatArr
     if poses.shape[0] < 3 or poses.shape[1] < 2:
         return None
     mean = poses.mean(axis=0)
-    _, singular, axes = np.linalg.svd(poses - mean, full_matrices=False)
-    variance = singular**2
+    centred = poses - mean
+    # Eigenvectors of the small (2K x 2K) scatter matrix are the SVD's axes, without the
+    # (frames x 2K) left factor an SVD computes and throws away: a tenth of the time.
+    eigenvalues, eigenvectors = np.linalg.eigh(centred.T @ centred)
+    variance = np.clip(eigenvalues[::-1], 0.0, None)
+    axes = eigenvectors[:, ::-1].T
     total = float(variance.sum())
     if total == 0.0:
         return mean, axes[:0]
     share = np.cumsum(variance) / total
     keep = int(np.searchsorted(share, explained) + 1)
-    return mean, axes[: min(keep, poses.shape[1] - 1)]
+    return mean, axes[: min(keep, poses.shape[1] - 1, poses.shape[0])]
 
 
 def pca_reconstruction_error(
@@ -188,8 +219,11 @@ def pca_reconstruction_error(
     mean, axes = basis
     centred = flat - mean
     complete = np.all(np.isfinite(flat), axis=1)
-    recon = np.full_like(flat, np.nan)
-    recon[complete] = centred[complete] @ axes.T @ axes
+    if complete.all():  # no copy of an hour's poses to pick the complete rows
+        recon = centred @ axes.T @ axes
+    else:
+        recon = np.full_like(flat, np.nan)
+        recon[complete] = centred[complete] @ axes.T @ axes
     # Rows missing the same keypoints share one least-squares problem: solve it once for all.
     masks, pattern = np.unique(np.isfinite(flat[~complete]), axis=0, return_inverse=True)
     rows = np.flatnonzero(~complete)
@@ -200,8 +234,9 @@ def pca_reconstruction_error(
             recon[group] = coef.T @ axes
         else:
             recon[group] = 0.0
-    error = (centred - recon).reshape(frames, keypoints, 2)
-    return np.linalg.norm(error, axis=-1)
+    centred -= recon  # the error, in place
+    del recon
+    return length(centred.reshape(frames, keypoints, 2))
 
 
 def animal_groups(keypoints: Sequence[str]) -> list[list[int]]:
@@ -226,6 +261,8 @@ def carry_forward(xy: FloatArray) -> FloatArray:
     """Each missing keypoint at its last known position, so a track lost for a while still
     compares with where it comes back (vectorized over frames)."""
     seen = np.all(np.isfinite(xy), axis=-1)
+    if seen.all():
+        return xy  # nothing to carry (an hour's gather is 0.1 s)
     index = np.where(seen, np.arange(xy.shape[0])[:, None], 0)
     np.maximum.accumulate(index, axis=0, out=index)
     return np.take_along_axis(xy, index[:, :, None], axis=0)
@@ -260,6 +297,14 @@ def swapped_episodes(first: FloatArray, second: FloatArray) -> npt.NDArray[np.bo
         warnings.simplefilter("ignore", RuntimeWarning)
         keep = part_mean(distance(first[1:], first[:-1]) + distance(second[1:], second[:-1]))
         swap = part_mean(distance(first[1:], second[:-1]) + distance(second[1:], first[:-1]))
+    return swap_state(keep, swap)
+
+
+def swap_state(keep: FloatArray, swap: FloatArray) -> npt.NDArray[np.bool_]:
+    """``swapped_episodes`` from its costs between consecutive frames (frames - 1 of each):
+    of keeping the two tracks, and of exchanging them."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         # Median of the steps that move: a tool that repeats positions writes many zeros.
         moved = keep[keep > 0]
         floor = SWAP_MIN_STEPS * float(np.median(moved)) if moved.size else np.inf
@@ -267,7 +312,7 @@ def swapped_episodes(first: FloatArray, second: FloatArray) -> npt.NDArray[np.bo
     strong = np.flatnonzero(cheaper & (keep > floor)) + 1
     # Swapping back may be a smaller move (the animals met): a weaker swap ends an episode.
     weak = np.flatnonzero(cheaper & (keep > floor / SWAP_MIN_STEPS)) + 1
-    state = np.zeros(first.shape[0], dtype=bool)
+    state = np.zeros(keep.size + 1, dtype=bool)
     is_strong = np.isin(weak, strong)
     swapped, since = False, 0
     for frame, firm in zip(weak.tolist(), is_strong.tolist(), strict=True):
@@ -295,11 +340,21 @@ def swap_signal(xy: FloatArray, keypoints: Sequence[str] | None) -> FloatArray:
             both = groups[a] + groups[b]
             wrong = swapped_episodes(filled[:, groups[a]], filled[:, groups[b]])
             swapped[:, both] |= wrong[:, None]
+    # Every pair of keypoints of an animal: each keypoint's steps once, the crossed steps
+    # per pair, on contiguous x and y rows (the same sums ``swapped_episodes`` makes). In
+    # float32, 2.5 times faster: a swap is a jump of several median steps, far above 1e-7.
+    x = filled[..., 0].T.astype(np.float32, order="C")
+    y = filled[..., 1].T.astype(np.float32, order="C")
+    step = np.hypot(x[:, 1:] - x[:, :-1], y[:, 1:] - y[:, :-1])
     for group in groups:
         for i, first in enumerate(group):
             for second in group[i + 1 :]:
-                wrong = swapped_episodes(filled[:, [first]], filled[:, [second]])
-                swapped[:, [first, second]] |= wrong[:, None]
+                keep = step[first] + step[second]
+                swap = np.hypot(x[first, 1:] - x[second, :-1], y[first, 1:] - y[second, :-1])
+                swap += np.hypot(x[second, 1:] - x[first, :-1], y[second, 1:] - y[first, :-1])
+                wrong = swap_state(keep, swap)
+                if wrong.any():
+                    swapped[:, [first, second]] |= wrong[:, None]
     return swapped.astype(np.float64)
 
 
@@ -312,7 +367,7 @@ def limb_deviation(xy: FloatArray, keypoints: Sequence[str] | None) -> FloatArra
     limbs for as long as the error lasts, whatever the animal does meanwhile.
     """
     frames, count, _ = xy.shape
-    deviation = np.zeros((frames, count))
+    deviation = np.zeros((count, frames))  # a row per keypoint, transposed at the end
     groups = animal_groups(keypoints) if keypoints is not None else [list(range(count))]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -320,20 +375,29 @@ def limb_deviation(xy: FloatArray, keypoints: Sequence[str] | None) -> FloatArra
             if len(group) < 2:
                 continue
             part = xy[:: max(1, frames // MAX_FIT_ROWS), group]
-            typical = np.nanmedian(
-                np.linalg.norm(part[:, :, None] - part[:, None, :], axis=-1), axis=0
-            )
+            px, py = part[..., 0], part[..., 1]
+            pairs = np.hypot(px[:, :, None] - px[:, None, :], py[:, :, None] - py[:, None, :])
+            size = len(group)
+            typical = column_quantile(pairs.reshape(-1, size * size), 0.5).reshape(size, size)
+            del pairs
             np.fill_diagonal(typical, np.inf)
             partners = np.argsort(np.nan_to_num(typical, nan=np.inf), axis=1)
+            # Contiguous x and y rows, and each limb measured once for both its ends.
+            x, y = np.ascontiguousarray(xy[:, group, 0].T), np.ascontiguousarray(xy[:, group, 1].T)
+            lengths: dict[tuple[int, int], FloatArray] = {}
             for i, keypoint in enumerate(group):
-                for j in partners[i, : min(LIMB_PARTNERS, len(group) - 1)]:
+                for j in partners[i, : min(LIMB_PARTNERS, len(group) - 1)].tolist():
                     usual = typical[i, j]
                     if not np.isfinite(usual) or usual <= 0:
                         continue
-                    length = np.linalg.norm(xy[:, keypoint] - xy[:, group[j]], axis=-1)
-                    stray = np.abs(length - usual) / usual
-                    deviation[:, keypoint] = np.fmax(deviation[:, keypoint], stray)
-    return deviation
+                    limb = (min(i, j), max(i, j))
+                    if limb not in lengths:
+                        lengths[limb] = np.hypot(x[i] - x[j], y[i] - y[j])
+                    stray = lengths[limb] - usual
+                    np.abs(stray, out=stray)
+                    stray /= usual
+                    np.fmax(deviation[keypoint], stray, out=deviation[keypoint])
+    return np.ascontiguousarray(deviation.T)
 
 
 def low_likelihood(likelihood: FloatArray) -> FloatArray:
@@ -356,7 +420,7 @@ def model_signals(
     likelihood_threshold: float,
     pca_explained: float,
     given: Mapping[str, FloatArray] | None = None,
-    members_xy: FloatArray | None = None,
+    members_xy: Sequence[FloatArray] | None = None,
     keypoints: Sequence[str] | None = None,
 ) -> dict[str, FloatArray]:
     """Every error-like signal for one video's predictions, each (frames, keypoints).
@@ -376,7 +440,7 @@ def model_signals(
         error = pca_reconstruction_error(xy, likelihood, likelihood_threshold, pca_explained)
         if error is not None:
             signals["pca_singleview"] = error
-    if members_xy is not None and members_xy.shape[0] > 1:
+    if members_xy is not None and len(members_xy) > 1:
         signals["ensemble_spread"] = ensemble_spread(members_xy)
     signals["low_likelihood"] = low_likelihood(likelihood)
     signals["limb"] = limb_deviation(xy, keypoints)
@@ -389,35 +453,82 @@ def model_signals(
 
 def column_quantile(values: FloatArray, q: float) -> FloatArray:
     """Per column, the ``q`` quantile ignoring NaN (linear, as ``np.nanquantile``; NaN for an
-    all-NaN column).
+    all-NaN column)."""
+    return column_quantiles(values, (q,))[0]
 
-    ``np.nanquantile`` walks column by column in Python; one sort of the whole array (NaN
-    sorts last) does an hour's 16 keypoints in a tenth of the time.
+
+def column_quantiles(values: FloatArray, qs: Sequence[float]) -> list[FloatArray]:
+    """``column_quantile`` for each of ``qs``, without sorting.
+
+    ``np.nanquantile`` walks column by column in Python, and a sort of an hour's frames
+    costs more than needed. Here each column's numbers are taken apart once and each
+    quantile read by ``ranked_quantile``.
     """
-    ordered = np.sort(values, axis=0)
-    count = np.sum(~np.isnan(values), axis=0)
-    position = q * np.maximum(count - 1, 0)
-    low = np.floor(position).astype(np.intp)
-    high = np.minimum(low + 1, np.maximum(count - 1, 0))
-    below = np.take_along_axis(ordered, low[None], axis=0)[0]
-    above = np.take_along_axis(ordered, high[None], axis=0)[0]
-    result = below + (above - below) * (position - low)
-    return np.where(count > 0, result, np.nan)
+    results = np.full((len(qs), values.shape[1]), np.nan)
+    for column, row in enumerate(np.ascontiguousarray(values.T)):  # a column a row
+        numbers = row[~np.isnan(row)]  # a copy, partitioned in place
+        if numbers.size:
+            results[:, column] = [ranked_quantile(numbers, q) for q in qs]
+    return list(results)
 
 
-def robust_spread(values: FloatArray, centre: FloatArray) -> FloatArray:
+def ranked_quantile(numbers: FloatArray, q: float) -> float:
+    """The ``q`` quantile of ``numbers`` (no NaN, at least one), linear as ``np.quantile``.
+
+    Its rank is put in place by a one-rank partition (of ``numbers``, in place), and the rank
+    below it is the largest value left of it: the same two values, and so the same result,
+    as a sort gives.
+    """
+    last = numbers.size - 1
+    position = q * last
+    low = int(np.floor(position))
+    high = min(low + 1, last)
+    numbers.partition(high)
+    above = numbers[high]
+    below = numbers[:high].max() if low < high else above
+    return float(below + (above - below) * (position - low))
+
+
+def column_robust_stats(values: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Per column: median, 90th percentile and median absolute deviation (NaN ignored),
+    from one pass over each column's numbers (``robust_z`` on an hour's signals)."""
+    stats = np.full((3, values.shape[1]), np.nan)
+    for column, row in enumerate(np.ascontiguousarray(values.T)):
+        numbers = row[~np.isnan(row)]
+        if numbers.size:
+            median = ranked_quantile(numbers, 0.5)
+            upper = ranked_quantile(numbers, 0.9)
+            numbers -= median
+            np.abs(numbers, out=numbers)
+            stats[:, column] = median, upper, ranked_quantile(numbers, 0.5)
+    return stats[0], stats[1], stats[2]
+
+
+def robust_spread(
+    values: FloatArray,
+    centre: FloatArray,
+    upper_quantile: FloatArray | None = None,
+    deviation: FloatArray | None = None,
+) -> FloatArray:
     """Per column, a standard deviation estimated from the bulk of the values.
 
     The median absolute deviation, scaled; where over half the values tie (a keypoint that
     rests, or a tool that repeats the last position) that is 0, so the spread of the upper
-    tail, (90th percentile - median) / 1.2816, stands in; then the plain SD.
+    tail, (90th percentile - median) / 1.2816, stands in; then the plain SD (computed only
+    when a column needs it). ``upper_quantile`` and ``deviation`` (the median absolute
+    deviation): when already known.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
-        spread = MAD_TO_SD * column_quantile(np.abs(values - centre), 0.5)
-        upper = (column_quantile(values, 0.9) - centre) / Q90_TO_SD
+        if deviation is None:
+            deviation = column_quantile(np.abs(values - centre), 0.5)
+        spread = MAD_TO_SD * deviation
+        if upper_quantile is None:
+            upper_quantile = column_quantile(values, 0.9)
+        upper = (upper_quantile - centre) / Q90_TO_SD
         spread = np.where(spread > 0, spread, upper)
-        spread = np.where(spread > 0, spread, np.nanstd(values, axis=0))
+        if not np.all(spread > 0):
+            spread = np.where(spread > 0, spread, np.nanstd(values, axis=0))
     return np.where(np.isfinite(spread) & (spread > 0), spread, np.inf)
 
 
@@ -428,8 +539,11 @@ def robust_z(values: FloatArray, min_spread: float = 0.0) -> FloatArray:
     not widen the yardstick they are measured with. ``min_spread`` keeps noise on a nearly
     flat column from becoming a yardstick of nothing.
     """
-    centre = column_quantile(values, 0.5)
-    return (values - centre) / np.maximum(robust_spread(values, centre), min_spread)
+    centre, upper, deviation = column_robust_stats(values)
+    spread = np.maximum(robust_spread(values, centre, upper, deviation), min_spread)
+    z = values - centre
+    z /= spread
+    return z
 
 
 def z_severity(
@@ -441,8 +555,11 @@ def z_severity(
 
 def severity(z: FloatArray, z_threshold: float, cap: float = SEVERITY_CAP) -> FloatArray:
     """``z_severity`` from z-scores already computed."""
-    ratio = np.nan_to_num(z, nan=0.0) / z_threshold
-    return np.where(ratio > 1.0, np.minimum(ratio, cap), 0.0)
+    ratio = z / z_threshold  # one array, worked in place: an hour's are 14 MB each
+    below = ~(ratio > 1.0)  # NaN too
+    np.minimum(ratio, cap, out=ratio)
+    ratio[below] = 0.0
+    return ratio
 
 
 def likelihood_severity(likelihood: FloatArray, threshold: float) -> FloatArray:
@@ -459,9 +576,12 @@ def likelihood_severity(likelihood: FloatArray, threshold: float) -> FloatArray:
         return np.zeros_like(likelihood)
     below = likelihood < threshold
     telling = np.mean(below, axis=0) <= LIKELIHOOD_MAX_FLAGGED_SHARE
+    ratio = np.maximum(likelihood, 0.0)  # one array, worked in place
     with np.errstate(divide="ignore"):
-        ratio = threshold / np.maximum(likelihood, 0.0)
-    return np.where(below & telling, np.minimum(ratio, SEVERITY_CAP), 0.0)
+        np.divide(threshold, ratio, out=ratio)
+    np.minimum(ratio, SEVERITY_CAP, out=ratio)
+    ratio[~(below & telling)] = 0.0
+    return ratio
 
 
 def near_miss(zscores: Iterable[FloatArray], z_threshold: float) -> FloatArray:
@@ -472,7 +592,8 @@ def near_miss(zscores: Iterable[FloatArray], z_threshold: float) -> FloatArray:
     """
     closest = None
     for z in zscores:
-        ratio = np.nan_to_num(z, nan=0.0).max(axis=1) / z_threshold
+        # A missing cell counts as 0 (NaN skipped; 0 is the floor of the clip below).
+        ratio = np.nan_to_num(np.fmax.reduce(z, axis=1), nan=0.0) / z_threshold
         closest = ratio if closest is None else np.maximum(closest, ratio)
     if closest is None:
         return np.zeros(0)
@@ -484,12 +605,13 @@ def frame_scores(
     likelihood: FloatArray,
     likelihood_threshold: float,
     z_threshold: float,
-) -> tuple[FloatArray, dict[str, FloatArray]]:
+) -> tuple[FloatArray, dict[str, WeightArray]]:
     """Score every frame: the weighted count of its flags, or its near miss when it has none.
 
     A flagged frame scores 1 plus its weighted flags (each signal's weights scaled by its
     ``rarity``), any unflagged frame less than 1, so topping up from unflagged frames takes
-    the next most suspicious ones.
+    the next most suspicious ones. Scores are summed in float64; the weights kept for
+    saying why are float32 (an hour's seven signals: 50 MB less at the peak).
 
     Args:
         signals: error-like metrics, each shape (frames, keypoints); high is bad.
@@ -498,31 +620,44 @@ def frame_scores(
     Returns:
         The score per frame, and each signal's flag weights (for saying why a frame was chosen).
     """
-    special = ("swap", "low_likelihood", "limb")
-    graded = {name: values for name, values in signals.items() if name not in special}
-    zscores = {name: robust_z(moved(name, values)) for name, values in graded.items()}
-    weights = {name: severity(z, z_threshold) for name, z in zscores.items()}
-    if "low_likelihood" in signals:
-        weights["low_likelihood"] = z_severity(
-            signals["low_likelihood"], z_threshold, LIKELIHOOD_MIN_SPREAD
-        )
-    if "limb" in signals:
-        weights["limb"] = z_severity(
-            signals["limb"], z_threshold, LIMB_MIN_SPREAD, LIMB_SEVERITY_CAP
-        )
-    if "swap" in signals:
-        weights["swap"] = SWAP_SEVERITY * signals["swap"]
-        beside = swap_edges(signals["swap"] > 0)
-        for name in ("temporal_norm", "jump"):
-            if name in weights:
-                weights[name] = np.where(beside, 0.0, weights[name])
-    weights["likelihood"] = likelihood_severity(likelihood, likelihood_threshold)
-    weights = {name: w * rarity(w) for name, w in weights.items()}
-    total = np.sum([w.sum(axis=1) for w in weights.values()], axis=0)
-    closest = near_miss(zscores.values(), z_threshold)
-    if closest.size == 0:
-        closest = np.zeros(likelihood.shape[0])
+    weights: dict[str, WeightArray] = {}
+    total = np.zeros(likelihood.shape[0])
+    closest = np.zeros(likelihood.shape[0])
+    for name, w, z in signal_weights(signals, likelihood, likelihood_threshold, z_threshold):
+        if z is not None:
+            closest = np.maximum(closest, near_miss([z], z_threshold))
+        w *= rarity(w)
+        total += w.sum(axis=1)
+        weights[name] = w.astype(np.float32)
     return np.where(total > 0, 1.0 + total, closest), weights
+
+
+def signal_weights(
+    signals: Mapping[str, FloatArray],
+    likelihood: FloatArray,
+    likelihood_threshold: float,
+    z_threshold: float,
+) -> Iterator[tuple[str, FloatArray, FloatArray | None]]:
+    """Each signal's flag weights before ``rarity``, and its z-scores where graded by them;
+    one at a time, so that an hour's arrays are not all held at once."""
+    special = ("swap", "low_likelihood", "limb")
+    beside = swap_edges(signals["swap"] > 0) if "swap" in signals else None
+    for name, values in signals.items():
+        if name not in special:
+            z = robust_z(moved(name, values))
+            w = severity(z, z_threshold)
+            if beside is not None and name in ("temporal_norm", "jump"):
+                w = np.where(beside, 0.0, w)
+            yield name, w, z
+    if "low_likelihood" in signals:
+        low = signals["low_likelihood"]
+        yield "low_likelihood", z_severity(low, z_threshold, LIKELIHOOD_MIN_SPREAD), None
+    if "limb" in signals:
+        limb = z_severity(signals["limb"], z_threshold, LIMB_MIN_SPREAD, LIMB_SEVERITY_CAP)
+        yield "limb", limb, None
+    if "swap" in signals:
+        yield "swap", SWAP_SEVERITY * signals["swap"], None
+    yield "likelihood", likelihood_severity(likelihood, likelihood_threshold), None
 
 
 def moved(name: str, values: FloatArray) -> FloatArray:
@@ -548,7 +683,7 @@ def swap_edges(swapped: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
     return (swapped != before) | (swapped != after)
 
 
-def rarity(weights: FloatArray) -> float:
+def rarity(weights: FloatArray | WeightArray) -> float:
     """How much a signal's flags say: 1, or less when it flags more than ``RARE_SHARE`` of frames.
 
     A flag raised on most frames (a likelihood on its own scale, a tracker that jitters
@@ -559,7 +694,7 @@ def rarity(weights: FloatArray) -> float:
 
 
 def describe_flags(
-    frame: int, weights: Mapping[str, FloatArray], keypoints: Sequence[str]
+    frame: int, weights: Mapping[str, FloatArray | WeightArray], keypoints: Sequence[str]
 ) -> dict[str, list[str]]:
     """The flags of one frame: each flagged signal with its keypoints, strongest first.
 

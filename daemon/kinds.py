@@ -74,8 +74,9 @@ def arrivals_by_suffix(suffixes: frozenset[str]) -> Callable[[str, Path], list[A
 
 def arrivals_with_video(suffixes: frozenset[str]) -> Callable[[str, Path], list[Arrival]]:
     """Like ``arrivals_by_suffix``, and the video named after the file when dropped beside it
-    (a zip's frames are checked against it). A video that comes while the file settles joins
-    the arrival, which then settles again with it."""
+    (a zip's frames are checked against it; a frame list's frames are exported from it). A
+    video that comes while the file settles joins the arrival, which then settles again with
+    it."""
 
     def find(kind: str, inbox: Path) -> list[Arrival]:
         files = visible_files(inbox)
@@ -276,22 +277,6 @@ def project_videos(folder: Path, stem: str) -> tuple[Path, ...]:
 # ----- frame lists: frames a lab picked, by number or time ------------------------------
 
 
-def framelist_arrivals(kind: str, inbox: Path) -> list[Arrival]:
-    """``STEM.csv`` with its ``STEM.json`` sidecar and, when dropped beside it, its video."""
-    files = visible_files(inbox)
-    found = []
-    for path in files:
-        if path.suffix.lower() in FRAMELIST_SUFFIXES:
-            extra = [
-                other
-                for other in files
-                if other.stem == path.stem
-                and (other.suffix.lower() in VIDEO_SUFFIXES or other.suffix.lower() == ".json")
-            ]
-            found.append(Arrival(kind, path.stem, (path, *sorted(extra))))
-    return found
-
-
 def framelist_options(settings: Settings, sidecar: dict[str, Any], bundle: Path) -> BaseModel:
     """[extract] context_frames (a sidecar may set it) and the videos named after the list in
     ``<project>/videos/``."""
@@ -328,7 +313,7 @@ KINDS: dict[str, Kind] = {
     ),
     "framelists": Kind(
         name="framelists",
-        find_arrivals=framelist_arrivals,
+        find_arrivals=arrivals_with_video(FRAMELIST_SUFFIXES),
         handler="handlers.framelists.handler:handle_framelist",
         build_options=framelist_options,
         keep_folder=keep_videos_in_project("framelists"),

@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 from daemon.inbox import Arrival, visible_files
+from daemon.kinds import SIDECAR_SUFFIX
 from daemon.publish import move_without_replacing
 from daemon.rejoin import Earlier, EarlierCopies
 
-SIDECAR_SUFFIX = ".json"
 # Only a sidecar that appeared this soon after the take is late for it; one that comes later
 # is more likely the first part of the next drop of that stem (sidecar first, then video).
 LATE_S = 300.0

@@ -627,6 +627,17 @@ class Daemon:
         except Exception as exc:  # noqa: BLE001 - one item's failure must never stop the loop
             self.handle_failure(item, exc)
             return
+        self.record_complete(item, result, warnings, where)
+        log.info("complete", frames_selected=len(result.selected), warnings=warnings)
+
+    def record_complete(
+        self,
+        item: ClaimedItem,
+        result: HandlerResult,
+        warnings: list[str],
+        fields: dict[str, Any],
+    ) -> None:
+        """The status of a published item: done, with its report and where its files are."""
         self.completed_count += 1
         self.record(
             item.kind,
@@ -637,9 +648,8 @@ class Daemon:
             frames_selected=len(result.selected),
             warnings=warnings,
             report=result.report,
-            **where,
+            **fields,
         )
-        log.info("complete", frames_selected=len(result.selected), warnings=warnings)
 
     def session_pictures(self, files: list[str]) -> list[str]:
         """Every view's contact sheet and timeline (``files`` are ``<view folder>/<name>``),
@@ -668,21 +678,9 @@ class Daemon:
         except Exception as exc:  # noqa: BLE001 - one item's failure must never stop the loop
             self.handle_failure(item, exc)
             return
-        self.completed_count += 1
         fields = sessions.status_fields(item.name, result)
         fields["pictures"] = self.session_pictures(result.files)
-        warnings = [*result.warnings, *published]
-        self.record(
-            item.kind,
-            item.name,
-            st.COMPLETE,
-            st.DONE_MESSAGE,
-            progress=1.0,
-            frames_selected=len(result.selected),
-            warnings=warnings,
-            report=result.report,
-            **fields,
-        )
+        self.record_complete(item, result, [*result.warnings, *published], fields)
         self.log.info("complete", kind=item.kind, name=item.name, views=fields["views"])
 
     def busy_names(self) -> set[str]:

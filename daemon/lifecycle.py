@@ -30,6 +30,7 @@ from daemon.claim import (
     input_changed,
     release,
 )
+from daemon.config import Retry as RetryPolicy
 from daemon.config import Settings
 from daemon.executor import ClusterLost, WorkerDied
 from daemon.kinds import KINDS
@@ -66,6 +67,116 @@ class Waiting:
     attempts: int = 0
 
 
+# ----- the decisions: pure, given the exception, the attempt count and the settings ----------
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Queue the item again: look at it after ``delay_s``, its status saying ``message``."""
+
+    delay_s: float
+    attempts: int
+    message: str
+
+
+def retry_passing(
+    exc: BaseException, attempts: int, policy: RetryPolicy, draw: Callable[[], float]
+) -> Retry | None:
+    """After the ``attempts``-th try that met a passing error: a retry with backoff, or None
+    once every attempt is used up (the item fails, and the nightly sweep takes it again)."""
+    if attempts >= policy.max_attempts:
+        return None
+    delay = backoff_delay(attempts, policy, draw)
+    message = (
+        f"{describe_passing(exc)} Nothing is lost; trying again in {delay:.0f} s "
+        f"(attempt {attempts + 1} of {policy.max_attempts})."
+    )
+    return Retry(delay, attempts, message)
+
+
+def retry_death(exc: WorkerDied, deaths: int, policy: RetryPolicy) -> Retry | None:
+    """A first death of the worker is retried (the OOM killer, an operator); a second blames
+    the file: None."""
+    if deaths >= 2:
+        return None
+    delay = policy.first_delay_s
+    message = f"Processing stopped abruptly ({exc}). Trying again in {delay:.0f} s."
+    return Retry(delay, deaths, message)
+
+
+def retry_short(
+    exc: IncompleteInput, attempts: int, policy: RetryPolicy, draw: Callable[[], float]
+) -> Retry | None:
+    """A recording shorter than its container promises waits for the rest of its copy, with
+    backoff; None once it stayed short for every attempt (it fails, saying both numbers)."""
+    if attempts >= policy.max_attempts:
+        return None
+    delay = backoff_delay(attempts, policy, draw)
+    message = (
+        f"{exc.shortfall}: the copy looks incomplete (still being copied?). Nothing is "
+        f"published yet; looking again in {delay:.0f} s (attempt {attempts + 1} of "
+        f"{policy.max_attempts})."
+    )
+    return Retry(delay, attempts, message)
+
+
+def short_left_message(exc: IncompleteInput) -> str:
+    """A short recording in a single pass (``once``): left in the inbox, not failed."""
+    return f"{exc.shortfall}: the copy looks incomplete. It stays in the inbox for the next pass."
+
+
+def resettle_message(put_back: bool, delay_s: float) -> str:
+    """An input that changed after its claim: back in the inbox, or waiting for its name."""
+    if put_back:
+        return (
+            "The file changed after it was taken: it was still being copied. It is back "
+            "in the inbox and is taken again once it has been still for a while."
+        )
+    return (
+        "The file changed after it was taken, and a file of the same name is in the inbox "
+        f"again. Looking again in {delay_s:.0f} s."
+    )
+
+
+def requeue_message(exc: ClusterLost) -> str:
+    return f"{exc} It will run again as soon as a worker can take it."
+
+
+def stopped_message(put_back: bool) -> str:
+    """An item the daemon stopped before it finished: back in the inbox, or left claimed."""
+    if put_back:
+        return "The daemon stopped before this finished; it will be redone."
+    return "The daemon stopped before this finished; it resumes on the next start."
+
+
+def failure_problems(exc: BaseException, attempts: int, sweep_enabled: bool) -> list[str]:
+    """Why an item failed, for its status: a passing error says how often it was tried and
+    whether the nightly sweep tries again."""
+    if not is_passing(exc):
+        return describe_failure(exc)
+    tries = f" Tried {attempts} times." if attempts else ""
+    again = " The nightly sweep will try again." if sweep_enabled else ""
+    return [f"{describe_passing(exc)}{tries}{again}"]
+
+
+def failed_message(problems: list[str], kept: list[Path]) -> str:
+    """A failed item's status: why, and where its files were kept."""
+    where = ", ".join(str(path) for path in kept)
+    return " ".join(problems) + f" The file was kept as {where}."
+
+
+def unmoved_message(
+    problems: list[str], passing: bool, move_error: BaseException, delay_s: float
+) -> str:
+    """A failed item whose files could not be moved to failed/ for a passing reason (a
+    read-only share): it stays claimed and waits; say why, and when it is tried again."""
+    again = f" Trying again in {delay_s:.0f} s."
+    if not passing:  # say why it is not in failed/ yet, and that it will be
+        why = describe_passing(move_error)
+        again = f" It is kept until it can be moved to failed/: {why}{again}"
+    return " ".join(problems[:1]) + again
+
+
 class ItemLifecycle:
     """How an item ends, as methods of the daemon (service.Daemon); what they use of it:"""
 
@@ -95,11 +206,11 @@ class ItemLifecycle:
     def put_back(self, item: ClaimedItem) -> None:
         log = self.log.bind(kind=item.kind, name=item.name)
         try:
-            if self.claims.put_back(item):
-                message = "The daemon stopped before this finished; it will be redone."
+            put_back = self.claims.put_back(item)
+            message = stopped_message(put_back)
+            if put_back:
                 log.info("put back")
             else:
-                message = "The daemon stopped before this finished; it resumes on the next start."
                 log.info("left claimed", folder=str(item.folder))
             self.status.write(item.kind, item.name, st.QUEUED, message, progress=0.0)
         except Exception:
@@ -201,6 +312,15 @@ class ItemLifecycle:
         self.record_complete(item, result, [*result.warnings, *published], fields)
         self.log.info("complete", kind=item.kind, name=item.name, views=fields["views"])
 
+    def retrying(self) -> bool:
+        """Passing trouble is waited out (not in ``once``, nor while stopping)."""
+        return self.retry_passing_errors and not self.stopping.is_set()
+
+    def queue_again(self, item: ClaimedItem, retry: Retry, **fields: Any) -> None:
+        """Keep the item claimed, waiting ``retry.delay_s`` for its next try."""
+        self.waiting.append(Waiting(item, time.monotonic() + retry.delay_s, retry.attempts))
+        self.safe_record(item, st.QUEUED, retry.message, **fields)
+
     def handle_failure(self, item: ClaimedItem, exc: BaseException) -> None:
         """Retry what may pass, with backoff; fail the item, keeping its files, otherwise.
 
@@ -214,27 +334,17 @@ class ItemLifecycle:
             return
         passing = is_passing(exc)
         attempts = 0
-        if passing and self.retry_passing_errors and not self.stopping.is_set():
+        if passing and self.retrying():
             if not (item.folder / RESULT_FILE).exists():
                 clear_staging(item)  # a half-written attempt: free the space it holds now
             attempts = count_attempt(item, exc)
-            policy = self.settings.retry
-            if attempts < policy.max_attempts:
-                delay = backoff_delay(attempts, policy, self.retry_draw)
-                message = (
-                    f"{describe_passing(exc)} Nothing is lost; trying again in {delay:.0f} s "
-                    f"(attempt {attempts + 1} of {policy.max_attempts})."
-                )
-                log.warning("will retry", error=str(exc), attempt=attempts, delay_s=round(delay, 1))
-                self.waiting.append(Waiting(item, time.monotonic() + delay, attempts))
-                self.safe_record(item, st.QUEUED, message, attempts=attempts)
+            retry = retry_passing(exc, attempts, self.settings.retry, self.retry_draw)
+            if retry is not None:
+                delay = round(retry.delay_s, 1)
+                log.warning("will retry", error=str(exc), attempt=attempts, delay_s=delay)
+                self.queue_again(item, retry, attempts=attempts)
                 return
-        if passing:
-            tries = f" Tried {attempts} times." if attempts else ""
-            again = " The nightly sweep will try again." if self.settings.sweep.enabled else ""
-            problems = [f"{describe_passing(exc)}{tries}{again}"]
-        else:
-            problems = describe_failure(exc)
+        problems = failure_problems(exc, attempts, self.settings.sweep.enabled)
         self.failed_count += 1
         log.error("failed", problems=problems, error=f"{type(exc).__name__}: {exc}")
         try:
@@ -244,20 +354,15 @@ class ItemLifecycle:
             if main is not None:
                 self.earlier.moved(item.kind, item.origins[0].name, main)
             release(item)
-            where = ", ".join(str(path) for path, _ in kept)
-            message = " ".join(problems) + f" The file was kept as {where}."
+            message = failed_message(problems, [path for path, _ in kept])
         except Exception as move_error:
             log.exception("could not move to failed", folder=str(item.folder))
             passing_now = passing or is_passing(move_error)  # a read-only share, for one
-            if passing_now and self.retry_passing_errors and not self.stopping.is_set():
+            if passing_now and self.retrying():
                 # The share is still away: keep the item claimed and try again later.
                 delay = self.settings.retry.max_delay_s
-                self.waiting.append(Waiting(item, time.monotonic() + delay, attempts))
-                again = f" Trying again in {delay:.0f} s."
-                if not passing:  # say why it is not in failed/ yet, and that it will be
-                    why = describe_passing(move_error)
-                    again = f" It is kept until it can be moved to failed/: {why}{again}"
-                self.safe_record(item, st.QUEUED, " ".join(problems[:1]) + again)
+                message = unmoved_message(problems, passing, move_error, delay)
+                self.queue_again(item, Retry(delay, attempts, message))
                 return
             kept = []
             message = " ".join(problems) + f" The file is still in {item.input}."
@@ -279,37 +384,27 @@ class ItemLifecycle:
         log = self.log.bind(kind=item.kind, name=item.name)
         clear_staging(item)
         (item.folder / RESULT_FILE).unlink(missing_ok=True)
+        delay = self.settings.retry.first_delay_s
         if self.claims.put_back(item):
             log.warning("changed after claim; put back to settle again")
-            message = (
-                "The file changed after it was taken: it was still being copied. It is back "
-                "in the inbox and is taken again once it has been still for a while."
-            )
+            message = resettle_message(True, delay)
             self.record(item.kind, item.name, st.QUEUED, message, progress=0.0)
             self._event_seen = True
             return
-        delay = self.settings.retry.first_delay_s
         log.warning("changed after claim; inbox name taken, waiting", delay_s=delay)
-        self.waiting.append(Waiting(item, time.monotonic() + delay))
-        message = (
-            "The file changed after it was taken, and a file of the same name is in the inbox "
-            f"again. Looking again in {delay:.0f} s."
-        )
-        self.safe_record(item, st.QUEUED, message, progress=0.0)
+        self.queue_again(item, Retry(delay, 0, resettle_message(False, delay)), progress=0.0)
 
     def retry_after_death(self, item: ClaimedItem, exc: WorkerDied) -> bool:
         """Run an item again once after its worker died: a kill from outside (the OOM killer,
         an operator) is a passing fault; only a second death blames the file."""
-        if not self.retry_passing_errors or self.stopping.is_set():
+        if not self.retrying():
             return False
         deaths = count_attempt(item, exc)
-        if deaths >= 2:
+        retry = retry_death(exc, deaths, self.settings.retry)
+        if retry is None:
             return False
-        delay = self.settings.retry.first_delay_s
         self.log.warning("worker died; will retry", kind=item.kind, name=item.name, error=str(exc))
-        message = f"Processing stopped abruptly ({exc}). Trying again in {delay:.0f} s."
-        self.waiting.append(Waiting(item, time.monotonic() + delay, deaths))
-        self.safe_record(item, st.QUEUED, message, attempts=deaths, progress=0.0)
+        self.queue_again(item, retry, attempts=deaths, progress=0.0)
         return True
 
     def wait_for_rest(self, item: ClaimedItem, exc: IncompleteInput) -> bool:
@@ -322,20 +417,15 @@ class ItemLifecycle:
         if input_changed(item):
             self.resettle(item)
             return True
-        short = exc.shortfall
-        if not self.retry_passing_errors or self.stopping.is_set():
+        if not self.retrying():
             self.gave_up = True  # `once`: leave it for the next pass, not failed
             self.put_back(item)
-            message = (
-                f"{short}: the copy looks incomplete. It stays in the inbox for the next pass."
-            )
-            self.safe_record(item, st.QUEUED, message, progress=0.0)
+            self.safe_record(item, st.QUEUED, short_left_message(exc), progress=0.0)
             return True
         attempts = count_attempt(item, exc)
-        policy = self.settings.retry
-        if attempts >= policy.max_attempts:
+        retry = retry_short(exc, attempts, self.settings.retry, self.retry_draw)
+        if retry is None:
             return False
-        delay = backoff_delay(attempts, policy, self.retry_draw)
         self.log.warning(
             "incomplete; waiting for the rest",
             kind=item.kind,
@@ -343,24 +433,16 @@ class ItemLifecycle:
             decoded=exc.decoded,
             promised=exc.promised,
             attempt=attempts,
-            delay_s=round(delay, 1),
+            delay_s=round(retry.delay_s, 1),
         )
-        message = (
-            f"{short}: the copy looks incomplete (still being copied?). Nothing is published "
-            f"yet; looking again in {delay:.0f} s (attempt {attempts + 1} of "
-            f"{policy.max_attempts})."
-        )
-        self.waiting.append(Waiting(item, time.monotonic() + delay, attempts))
-        self.safe_record(item, st.QUEUED, message, attempts=attempts, progress=0.0)
+        self.queue_again(item, retry, attempts=attempts, progress=0.0)
         return True
 
-    # ----- unattended operation: systemd, the nightly sweep (issue 5) ---------------------
     def requeue(self, item: ClaimedItem, exc: ClusterLost) -> None:
         """Queue an item the cluster lost again; not a failed attempt, so no retry is used up."""
         self.log.warning("requeued", kind=item.kind, name=item.name, reason=str(exc))
         self.waiting.append(Waiting(item))
-        message = f"{exc} It will run again as soon as a worker can take it."
-        self.safe_record(item, st.QUEUED, message, progress=0.0)
+        self.safe_record(item, st.QUEUED, requeue_message(exc), progress=0.0)
 
 
 def keep_inputs(

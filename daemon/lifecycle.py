@@ -79,19 +79,25 @@ class Retry:
     message: str
 
 
-def retry_passing(
-    exc: BaseException, attempts: int, policy: RetryPolicy, draw: Callable[[], float]
+def backoff(
+    attempts: int, policy: RetryPolicy, draw: Callable[[], float], why: str, again: str
 ) -> Retry | None:
-    """After the ``attempts``-th try that met a passing error: a retry with backoff, or None
-    once every attempt is used up (the item fails, and the nightly sweep takes it again)."""
+    """After the ``attempts``-th try: a retry with doubling delay whose status says ``why``,
+    ``again`` and when; None once every attempt is used up."""
     if attempts >= policy.max_attempts:
         return None
     delay = backoff_delay(attempts, policy, draw)
-    message = (
-        f"{describe_passing(exc)} Nothing is lost; trying again in {delay:.0f} s "
-        f"(attempt {attempts + 1} of {policy.max_attempts})."
-    )
-    return Retry(delay, attempts, message)
+    when = f"{delay:.0f} s (attempt {attempts + 1} of {policy.max_attempts})."
+    return Retry(delay, attempts, f"{why} {again} {when}")
+
+
+def retry_passing(
+    exc: BaseException, attempts: int, policy: RetryPolicy, draw: Callable[[], float]
+) -> Retry | None:
+    """A passing error (full disk, lost share) is retried with backoff; None once every
+    attempt is used up (the item fails, and the nightly sweep takes it again)."""
+    why = f"{describe_passing(exc)} Nothing is lost;"
+    return backoff(attempts, policy, draw, why, "trying again in")
 
 
 def retry_death(exc: WorkerDied, deaths: int, policy: RetryPolicy) -> Retry | None:
@@ -109,15 +115,11 @@ def retry_short(
 ) -> Retry | None:
     """A recording shorter than its container promises waits for the rest of its copy, with
     backoff; None once it stayed short for every attempt (it fails, saying both numbers)."""
-    if attempts >= policy.max_attempts:
-        return None
-    delay = backoff_delay(attempts, policy, draw)
-    message = (
+    why = (
         f"{exc.shortfall}: the copy looks incomplete (still being copied?). Nothing is "
-        f"published yet; looking again in {delay:.0f} s (attempt {attempts + 1} of "
-        f"{policy.max_attempts})."
+        "published yet;"
     )
-    return Retry(delay, attempts, message)
+    return backoff(attempts, policy, draw, why, "looking again in")
 
 
 def short_left_message(exc: IncompleteInput) -> str:

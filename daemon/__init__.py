@@ -13,8 +13,9 @@ One item's path, and the module for each step:
                                that never replaces a file); the input moves to its place
                  labelers/  -- each labeling tool the project uses learns of the bundle
     8. record    status.py  -- status/<kind>/<name>.json, rewritten atomically at every change
-service.py is the loop that walks every item through these steps; cli.py the commands;
-config.py the settings (cron.py reads the sweep's cron line); logs.py the structured logs.
+service.py is the loop that walks every item through these steps, and lifecycle.py how one
+item ends (complete, retried, waiting for the rest, put back, requeued or failed); cli.py
+the commands; config.py the settings (cron.py reads the sweep's cron line); logs.py the logs.
 Unattended operation: notify.py speaks systemd's notify protocol (ready, status, watchdog);
 sweep.py the nightly sweep and the retry policy for passing errors; watch.py also supervises
 the observers through share outages.

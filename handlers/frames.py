@@ -21,7 +21,7 @@ import struct
 import tempfile
 from array import array
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +30,9 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from handlers.bundle import frame_filename, write_png
 from handlers.outcome import IncompleteInput, InputError
+from handlers.sheet import sheet_tile
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv"})
 """The containers taken as videos."""
@@ -615,3 +617,45 @@ def export_frames(
         cursor.close()
         writer.finish()
     return ExportSummary(cursor.seeks, cursor.landed, cursor.restarts)
+
+
+@dataclass
+class BundleExport:
+    """What ``export_into`` wrote: frame file names in index order, the contact-sheet tiles
+    by frame index, and how the frames were reached."""
+
+    names: list[str] = field(default_factory=list)
+    tiles: dict[int, npt.NDArray[np.uint8]] = field(default_factory=dict)
+    summary: ExportSummary = field(default_factory=ExportSummary)
+
+
+def export_into(
+    folder: Path,
+    path: Path,
+    wanted: Sequence[int],
+    progress: Callable[[float], None],
+    timestamps: npt.NDArray[np.float64] = _NO_TIMESTAMPS,
+    tiled: Collection[int] = (),
+    tile: Callable[[int, npt.NDArray[np.uint8]], npt.NDArray[np.uint8]] | None = None,
+) -> BundleExport:
+    """Export ``wanted`` frames of ``path`` into ``folder`` as ``img%08d.png``, keeping a
+    contact-sheet tile of each frame in ``tiled``: how every handler writes a bundle's frames.
+
+    ``tile(index, image)`` draws a tile (default: the frame shrunk, ``sheet.sheet_tile``).
+
+    Raises:
+        InputError: the video ends before a wanted frame (it changed since it was scanned).
+        OSError: a frame could not be written (full disk, refused folder).
+    """
+    tiled = frozenset(tiled)
+    done = BundleExport()
+
+    def write(index: int, image: npt.NDArray[np.uint8]) -> None:
+        name = frame_filename(index)
+        write_png(folder / name, image)
+        done.names.append(name)
+        if index in tiled:
+            done.tiles[index] = sheet_tile(image) if tile is None else tile(index, image)
+
+    done.summary = export_frames(path, wanted, write, progress, timestamps=timestamps)
+    return done

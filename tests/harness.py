@@ -112,7 +112,9 @@ class Framewatch:
             env=self.environment(),
             cwd=self.root,
         )
-        self.wait_for(lambda: "watching" in self.log_text(), 30, "the daemon to start watching")
+        # Only a bound: a start under load (imports of OpenCV and scikit-learn while other
+        # tests run beside it) can take tens of seconds; a passing test never waits it out.
+        self.wait_for(lambda: "watching" in self.log_text(), 90, "the daemon to start watching")
         return self
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:

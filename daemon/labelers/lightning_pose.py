@@ -71,16 +71,26 @@ def read_keypoints(project: Path) -> list[str]:
     Raises:
         ValueError: the file has no ``keypoint_names`` list.
     """
-    lines = (project / PROJECT_FILE).read_text(encoding="utf-8").splitlines()
+    names = top_level_list(project / PROJECT_FILE, "keypoint_names")
+    if names is None:
+        where = project / PROJECT_FILE
+        raise ValueError(f"{where}: expected a keypoint_names list, but found none")
+    return names
+
+
+def top_level_list(path: Path, key: str) -> list[str] | None:
+    """The list under a top-level ``key:`` of a simple YAML file (block or flow style); None
+    when the key is not there."""
+    lines = path.read_text(encoding="utf-8").splitlines()
     for number, line in enumerate(lines):
-        key, _, rest = line.partition(":")
-        if key.strip() != "keypoint_names" or line[:1].isspace():
+        name, _, rest = line.partition(":")
+        if name.strip() != key or line[:1].isspace():
             continue
         rest = rest.split("#", 1)[0].strip()
         if rest.startswith("["):
-            return [unquote(name) for name in rest.strip("[]").split(",") if name.strip()]
+            return [unquote(item) for item in rest.strip("[]").split(",") if item.strip()]
         return list(block_items(lines[number + 1 :]))
-    raise ValueError(f"{project / PROJECT_FILE}: expected a keypoint_names list, but found none")
+    return None
 
 
 def block_items(lines: Iterable[str]) -> Iterator[str]:

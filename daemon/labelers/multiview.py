@@ -18,14 +18,13 @@ from typing import Any
 from daemon.atomic import write_text_atomic
 from daemon.labelers.lightning_pose import (
     PROJECT_FILE,
-    block_items,
     frame_path,
     is_app_project,
     labeled_frames,
     labels_header,
     queued_paths,
     read_keypoints,
-    unquote,
+    top_level_list,
 )
 
 
@@ -41,16 +40,7 @@ def read_view_names(project: Path) -> list[str]:
     """``view_names`` of the app's ``project.yaml`` (block or flow list); [] when absent."""
     if not is_app_project(project):
         return []
-    lines = (project / PROJECT_FILE).read_text(encoding="utf-8").splitlines()
-    for number, line in enumerate(lines):
-        key, _, rest = line.partition(":")
-        if key.strip() != "view_names" or line[:1].isspace():
-            continue
-        rest = rest.split("#", 1)[0].strip()
-        if rest.startswith("["):
-            return [unquote(name) for name in rest.strip("[]").split(",") if name.strip()]
-        return list(block_items(lines[number + 1 :]))
-    return []
+    return top_level_list(project / PROJECT_FILE, "view_names") or []
 
 
 def is_multiview_project(project: Path) -> bool:

@@ -13,8 +13,6 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
 from handlers import bundle, frames
@@ -104,20 +102,14 @@ def handle_framelist(
     if problems:
         raise InputError(problems)
     wanted = bundle.with_context(chosen, options.context_frames, scan.frame_count)
-    written: list[str] = []
-
-    def write(index: int, image: npt.NDArray[np.uint8]) -> None:
-        name = bundle.frame_filename(index)
-        bundle.write_png(staging / name, image)
-        written.append(name)
-
-    exported = frames.export_frames(
+    exported = frames.export_into(
+        staging,
         video,
         wanted,
-        write,
         lambda f: progress(SCAN_SHARE + (1 - SCAN_SHARE) * f, "writing frames"),
         timestamps=scan.timestamps,
     )
+    written = exported.names
     written.append(bundle.write_selected_csv(staging, chosen))
     progress(1.0, "bundle written")
     return HandlerResult(
@@ -130,7 +122,7 @@ def handle_framelist(
             "column": frame_list.column,
             "frame_count": scan.frame_count,
             "frame_size": [scan.width, scan.height],
-            "export": dataclasses.asdict(exported),
+            "export": dataclasses.asdict(exported.summary),
             "parameters": {"context_frames": options.context_frames},
         },
     )

@@ -12,7 +12,7 @@ beside the frames, so labeling starts from the model's guess.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -390,21 +390,25 @@ def handle_inference(
     )
     progress(SCORE_SHARE, f"writing frames of {output.video.name}")
     flags = {f: hardness.describe_flags(f, weights, output.keypoints) for f in chosen}
-    tiles: dict[int, npt.NDArray[np.uint8]] = {}
     animal = animal_of_keypoint(output.keypoints)
 
-    def keep_tile(index: int, image: npt.NDArray[np.uint8]) -> None:
-        if index in flags:
-            names = {name for found in flags[index].values() for name in found}
-            ringed = [k for k, name in enumerate(output.keypoints) if name in names]
-            reason = report.frame_reason(flags[index], float(scores[index]))
-            title = f"#{index}  score {scores[index]:.1f}"
-            points = combined.xy[index]
-            tiles[index] = report.keypoint_tile(image, points, animal, ringed, reason, title)
+    def keypoint_tile(index: int, image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+        names = {name for found in flags[index].values() for name in found}
+        ringed = [k for k, name in enumerate(output.keypoints) if name in names]
+        reason = report.frame_reason(flags[index], float(scores[index]))
+        title = f"#{index}  score {scores[index]:.1f}"
+        points = combined.xy[index]
+        return report.keypoint_tile(image, points, animal, ringed, reason, title)
 
-    written = export_pngs(
-        output.video, chosen, output.frame_count, options, staging, progress, keep_tile
+    exported = frames.export_into(
+        staging,
+        output.video,
+        bundle.with_context(chosen, options.context_frames, output.frame_count),
+        lambda f: progress(SCORE_SHARE + (1 - SCORE_SHARE) * f, "writing frames"),
+        tiled=flags,
+        tile=keypoint_tile,
     )
+    written, tiles = exported.names, exported.tiles
     written.append(bundle.write_selected_csv(staging, chosen))
     write_predictions_csv(staging / PREDICTIONS_CSV, options.stem, combined, chosen)
     written.append(PREDICTIONS_CSV)
@@ -432,37 +436,6 @@ def animal_of_keypoint(keypoints: Sequence[str]) -> list[int]:
         for k in group:
             animal[k] = number
     return animal
-
-
-def export_pngs(
-    video: Path,
-    chosen: Sequence[int],
-    frame_count: int,
-    options: InferenceOptions,
-    staging: Path,
-    progress: Progress,
-    seen: Callable[[int, npt.NDArray[np.uint8]], None] = lambda index, image: None,
-) -> list[str]:
-    """Write every chosen frame and its context frames as ``img%08d.png``; their names.
-
-    ``seen`` gets every frame exported (for the contact sheet).
-    """
-    written: list[str] = []
-
-    def write(index: int, image: npt.NDArray[np.uint8]) -> None:
-        name = bundle.frame_filename(index)
-        bundle.write_png(staging / name, image)
-        written.append(name)
-        seen(index, image)
-
-    wanted = bundle.with_context(chosen, options.context_frames, frame_count)
-    frames.export_frames(
-        video,
-        wanted,
-        write,
-        lambda f: progress(SCORE_SHARE + (1 - SCORE_SHARE) * f, "writing frames"),
-    )
-    return written
 
 
 def build_report(

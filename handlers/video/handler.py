@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 from threadpoolctl import threadpool_limits
 
@@ -105,25 +104,16 @@ def handle_video(
     with threadpool_limits(limits=1):
         choice = select_frames(scan, options)
     chosen = choice.frames
-    chosen_set = set(chosen)
-    tiles: dict[int, npt.NDArray[np.uint8]] = {}
     wanted = bundle.with_context(chosen, options.context_frames, scan.frame_count)
-    written: list[str] = []
-
-    def write(index: int, image: npt.NDArray[np.uint8]) -> None:
-        name = bundle.frame_filename(index)
-        bundle.write_png(staging / name, image)
-        written.append(name)
-        if index in chosen_set:
-            tiles[index] = report.sheet_tile(image)
-
-    exported = frames.export_frames(
+    exported = frames.export_into(
+        staging,
         video,
         wanted,
-        write,
         lambda f: progress(SCAN_SHARE + (1 - SCAN_SHARE) * f, "writing frames"),
         timestamps=scan.timestamps,
+        tiled=chosen,
     )
+    written, tiles = exported.names, exported.tiles
     parameters = options.model_dump(mode="json", exclude={"exclude_frames"})
     record = report.selection_record(METHOD, parameters, choice, scan)
     # A second bundle for the same folder must not clash with the first one's report.
@@ -138,7 +128,7 @@ def handle_video(
             "frame_count": scan.frame_count,
             "frame_size": [scan.width, scan.height],
             "samples": int(scan.indices.size),
-            "export": dataclasses.asdict(exported),
+            "export": dataclasses.asdict(exported.summary),
             "parameters": parameters,
             "selection": record["measures"],
         },

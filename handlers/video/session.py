@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 from threadpoolctl import threadpool_limits
 
@@ -40,7 +39,6 @@ METHOD = (
     "the frames, farthest points in whichever view two moments differ most for the rest"
 )
 SESSION_JSON = "session.json"
-EMPTY_TILE: npt.NDArray[np.uint8] = np.zeros((1, 1, 3), dtype=np.uint8)
 SCAN_SHARE = 0.7
 
 
@@ -226,32 +224,6 @@ def finite_or_none(value: float) -> float | None:
     return round(value, 4) if math.isfinite(value) else None
 
 
-def export_view(
-    path: Path,
-    scan: frames.VideoScan,
-    wanted: list[int],
-    folder: Path,
-    progress: Callable[[float], None],
-    tiles: dict[int, npt.NDArray[np.uint8]],
-) -> list[str]:
-    """Export ``wanted`` frames of one view into ``folder``; the names written.
-
-    ``tiles`` gets the contact-sheet tile of every frame whose index is a key of it.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    written: list[str] = []
-
-    def write(index: int, image: npt.NDArray[np.uint8]) -> None:
-        name = bundle.frame_filename(index)
-        bundle.write_png(folder / name, image)
-        written.append(name)
-        if index in tiles:
-            tiles[index] = report.sheet_tile(image)
-
-    frames.export_frames(path, wanted, write, progress, timestamps=scan.timestamps)
-    return written
-
-
 def view_selection(
     choice: selection.Selection | None, chosen: list[int], offset: int
 ) -> selection.Selection:
@@ -309,15 +281,16 @@ def handle_session(
         offset = options.offsets.get(view, 0)
         folder = staging / view_folder(options.session, view)
         share = (1 - SCAN_SHARE) / len(scans)
-        tiles = {c + offset: EMPTY_TILE for c in chosen}
-        names = export_view(
-            paths[view],
-            scan,
-            [c + offset for c in wanted],
+        folder.mkdir(parents=True, exist_ok=True)
+        exported = frames.export_into(
             folder,
+            paths[view],
+            [c + offset for c in wanted],
             part_of(progress, SCAN_SHARE + share * number, share, f"writing frames of {view}"),
-            tiles,
+            timestamps=scan.timestamps,
+            tiled=[c + offset for c in chosen],
         )
+        names, tiles = exported.names, exported.tiles
         parameters = {**record["parameters"], "view": view}
         view_record = report.selection_record(
             str(record["method"]), parameters, view_selection(choice, chosen, offset), scan

@@ -449,3 +449,35 @@ def test_a_severe_long_episode_gets_more_frames_than_each_mild_one() -> None:
     in_mild = [sum(f in span for f in chosen) for span in mild]
     assert 10 == len(set(chosen))
     assert in_severe > max(in_mild) and min(in_mild) >= 1, (chosen, in_severe, in_mild)
+
+
+def test_in_a_long_bad_stretch_the_frames_with_the_largest_errors_come_first() -> None:
+    """A 300-frame stretch with a nose 10 px off, and in its middle 50 frames with the nose on
+    the other animal: all 4 frames chosen show the nose on the other animal. Without the
+    error sizes, the flags alone send two of them to the stretch's edges."""
+    xy = two_walkers(900)
+    xy[100:400, 0, 1] += 10.0
+    xy[250:300, 0] = xy[250:300, 4] + np.array([3.0, 0.0])
+    likelihood = np.ones(xy.shape[:2])
+    signals = hardness.model_signals(xy, likelihood, 0.9, 0.99, keypoints=NAMES)
+    scores, _ = hardness.frame_scores(signals, likelihood, 0.9, 3.0)
+    factor = hardness.frame_size_factor(xy, signals, NAMES)
+    poses = hardness.pose_features(xy)
+    by_size = hardness.choose_hard_frames(scores, poses, 4, (2, 898), factor=factor)
+    by_flags = hardness.choose_hard_frames(scores, poses, 4, (2, 898))
+    assert all(250 <= f < 300 for f in by_size), by_size
+    assert 2 >= sum(250 <= f < 300 for f in by_flags), by_flags
+
+
+def test_sizes_never_put_a_flagged_frame_below_an_unflagged_one() -> None:
+    """Scaled by its run's largest error, a flagged frame still outranks any frame without a
+    flag: frames 10-19 (flagged, small errors beside a large one) beat frame 50 (0.9)."""
+    scores = np.full(100, 0.1)
+    scores[10:21] = 3.0
+    scores[50] = 0.9
+    factor = np.ones(100)
+    factor[20] = hardness.SIZE_CAP
+    chosen = hardness.choose_hard_frames(
+        scores, np.zeros((100, 2)), 4, (0, 100), spacing=0, factor=factor
+    )
+    assert 50 not in chosen and 20 in chosen, chosen

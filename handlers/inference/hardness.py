@@ -944,7 +944,7 @@ def choose_hard_frames(
 ) -> list[int]:
     """Choose ``n`` distinct frames the model finds hardest, spread over episodes and poses.
 
-    0. With ``factor`` (``frame_size_factor``), a flagged frame's score is scaled by its
+    0. With ``factor`` (``frame_size_factor``), a flagged frame's flags are scaled by its
        error size relative to the largest of its run of flagged frames (``within_run``):
        where every signal fires on every frame of a long bad stretch, the frames with a
        keypoint on the other animal come first, and the stretch's pieces with the largest
@@ -971,8 +971,8 @@ def choose_hard_frames(
     Returns:
         The chosen frame indices, sorted.
     """
-    if factor is not None:
-        scores = scores * within_run(factor, scores >= 2.0, spacing)
+    if factor is not None:  # a flagged frame stays above every unflagged one (score 1)
+        scores = 1.0 + (scores - 1.0) * within_run(factor, scores >= 2.0, spacing)
     start, stop = window
     allowed = np.zeros(scores.size, dtype=bool)
     allowed[start:stop] = True

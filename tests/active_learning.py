@@ -32,8 +32,10 @@ def ours(
         xy, likelihood, likelihood_threshold, 0.99, members_xy=members_xy, keypoints=keypoints
     )
     scores, _ = hardness.frame_scores(signals, likelihood, likelihood_threshold, 3.0)
+    factor = hardness.frame_size_factor(xy, signals, keypoints)
     window = (2, xy.shape[0] - 2)
-    return hardness.choose_hard_frames(scores, hardness.pose_features(xy), n, window)
+    poses = hardness.pose_features(xy)
+    return hardness.choose_hard_frames(scores, poses, n, window, factor=factor)
 
 
 def random_frames(xy: FloatArray, likelihood: FloatArray, n: int, seed: int = 0) -> list[int]:

@@ -400,3 +400,84 @@ def test_ensemble_of_float32_members_as_a_list_scores_like_the_stacked_float64()
     listed = hardness.ensemble_spread(light, hardness.ensemble_mean(light))
     np.testing.assert_allclose(listed, stacked, atol=1e-4)
     assert not np.allclose(stacked, 0.0)
+
+
+def test_body_length_is_the_animals_nose_to_tail() -> None:
+    """Two walkers of nose-to-tail 22 px: the body length is that, whatever their distance."""
+    assert 21.0 < hardness.body_length(two_walkers(), NAMES) < 23.0
+
+
+def test_a_swap_is_as_large_as_the_distance_between_the_swapped_tracks() -> None:
+    """An identity swap of walkers 100 px apart puts each keypoint about 100 px off; a
+    head/tail swap the nose-to-tail distance; unswapped keypoints 0."""
+    xy = two_walkers()
+    xy[100:160] = np.concatenate([xy[100:160, 4:], xy[100:160, :4]], axis=1)
+    xy[200:240, [4, 7]] = xy[200:240, [7, 4]]
+    swapped = hardness.swap_signal(xy, NAMES) > 0
+    size = hardness.swap_size(xy, swapped)
+    assert 95 < size[100:160].min() and size[100:160].max() < 125
+    assert 20 < size[200:240, [4, 7]].min() and size[200:240, [4, 7]].max() < 24
+    assert 0 == size[:100].sum() and 0 == size[200:240, :4].sum()
+
+
+def test_error_size_counts_a_keypoint_on_the_other_animal_in_body_lengths() -> None:
+    """A nose moved onto the other animal (100 px) makes a larger error, and so a larger
+    factor, than a nose 8 px off; both more than an untouched frame's 1."""
+    xy = two_walkers()
+    xy[50:60, 0, 1] += 8.0
+    xy[150:160, 0] = xy[150:160, 4]
+    likelihood = np.ones(xy.shape[:2])
+    signals = hardness.model_signals(xy, likelihood, 0.9, 0.99, keypoints=NAMES)
+    factor = hardness.frame_size_factor(xy, signals, NAMES)
+    assert factor[150:160].min() == hardness.SIZE_CAP
+    assert 1.0 == factor[10] == factor[50:60].min()
+    assert np.all(hardness.error_size(xy, signals, NAMES)[150:160] > 60)
+
+
+def test_a_severe_long_episode_gets_more_frames_than_each_mild_one() -> None:
+    """A real model's worst frames come in long episodes: one 90-frame stretch with a nose on
+    the other animal earns more of 10 frames than any of five 30-frame stretches with a nose
+    10 px off, and each of those still earns at least one."""
+    xy = two_walkers(900)
+    severe = range(100, 190)
+    mild = [range(start, start + 30) for start in (300, 420, 540, 660, 780)]
+    xy[100:190, 0] = xy[100:190, 4] + np.array([3.0, 0.0])
+    for span in mild:
+        xy[span.start : span.stop, 0, 1] += 10.0
+    chosen = ours(xy, np.ones(xy.shape[:2]), 10, keypoints=NAMES)
+    in_severe = sum(f in severe for f in chosen)
+    in_mild = [sum(f in span for f in chosen) for span in mild]
+    assert 10 == len(set(chosen))
+    assert in_severe > max(in_mild) and min(in_mild) >= 1, (chosen, in_severe, in_mild)
+
+
+def test_in_a_long_bad_stretch_the_frames_with_the_largest_errors_come_first() -> None:
+    """A 300-frame stretch with a nose 10 px off, and in its middle 50 frames with the nose on
+    the other animal: all 4 frames chosen show the nose on the other animal. Without the
+    error sizes, the flags alone send two of them to the stretch's edges."""
+    xy = two_walkers(900)
+    xy[100:400, 0, 1] += 10.0
+    xy[250:300, 0] = xy[250:300, 4] + np.array([3.0, 0.0])
+    likelihood = np.ones(xy.shape[:2])
+    signals = hardness.model_signals(xy, likelihood, 0.9, 0.99, keypoints=NAMES)
+    scores, _ = hardness.frame_scores(signals, likelihood, 0.9, 3.0)
+    factor = hardness.frame_size_factor(xy, signals, NAMES)
+    poses = hardness.pose_features(xy)
+    by_size = hardness.choose_hard_frames(scores, poses, 4, (2, 898), factor=factor)
+    by_flags = hardness.choose_hard_frames(scores, poses, 4, (2, 898))
+    assert all(250 <= f < 300 for f in by_size), by_size
+    assert 2 >= sum(250 <= f < 300 for f in by_flags), by_flags
+
+
+def test_sizes_never_put_a_flagged_frame_below_an_unflagged_one() -> None:
+    """Scaled by its run's largest error, a flagged frame still outranks any frame without a
+    flag: frames 10-19 (flagged, small errors beside a large one) beat frame 50 (0.9)."""
+    scores = np.full(100, 0.1)
+    scores[10:21] = 3.0
+    scores[50] = 0.9
+    factor = np.ones(100)
+    factor[20] = hardness.SIZE_CAP
+    chosen = hardness.choose_hard_frames(
+        scores, np.zeros((100, 2)), 4, (0, 100), spacing=0, factor=factor
+    )
+    assert 50 not in chosen and 20 in chosen, chosen

@@ -346,6 +346,18 @@ def score_frames(
 
     ``spread``: the ensemble's, from ``member_spread``; else computed from the members.
     """
+    scores, weights, _ = scored_frames(output, combined, options, spread)
+    return scores, weights
+
+
+def scored_frames(
+    output: ModelOutput,
+    combined: Predictions,
+    options: InferenceOptions,
+    spread: npt.NDArray[np.float64] | None = None,
+) -> tuple[npt.NDArray[np.float64], dict[str, hardness.WeightArray], npt.NDArray[np.float64]]:
+    """``score_frames``, and each frame's ``hardness.frame_size_factor`` (how large its error
+    looks) for ``hardness.choose_hard_frames``."""
     if spread is None and len(output.members) > 1:
         spread = member_spread(output)
     given = dict(output.metrics)
@@ -359,9 +371,10 @@ def score_frames(
         given=given,
         keypoints=combined.keypoints,
     )
-    return hardness.frame_scores(
+    scores, weights = hardness.frame_scores(
         signals, combined.likelihood, options.likelihood_threshold, options.z_threshold
     )
+    return scores, weights, hardness.frame_size_factor(combined.xy, signals, combined.keypoints)
 
 
 def handle_inference(
@@ -378,7 +391,7 @@ def handle_inference(
     combined = combined_predictions(output)
     spread = member_spread(output, combined.xy)
     output = output.without_member_arrays()
-    scores, weights = score_frames(output, combined, options, spread)
+    scores, weights, factor = scored_frames(output, combined, options, spread)
     del spread
     chosen = hardness.choose_hard_frames(
         scores,
@@ -387,6 +400,7 @@ def handle_inference(
         window,
         exclude=options.exclude_frames,
         spacing=options.min_spacing_frames,
+        factor=factor,
     )
     progress(SCORE_SHARE, f"writing frames of {output.video.name}")
     flags = {f: hardness.describe_flags(f, weights, output.keypoints) for f in chosen}

@@ -63,6 +63,12 @@ EPISODE_DECAY = 0.75
 frames before a barely flagged one its first; 1 spreads the budget more evenly."""
 SWAP_SEVERITY = 3.0
 """Flag weight of each keypoint in a swapped episode (a flag weighs 1 to SEVERITY_CAP)."""
+SIZE_CAP = 4.0
+"""A frame's flags count at most this many times more for the size of its error (``size_factor``):
+a keypoint on the other animal, several body lengths off, is worth more labels than a
+keypoint a tenth of a body length off, where every signal fires alike."""
+SIZE_FREE = 1.0
+"""... counting only the part of an error beyond this share of a body length."""
 
 
 # ----- signals: arrays of shape (frames, keypoints) ----------------------------------------
@@ -398,6 +404,100 @@ def limb_deviation(xy: FloatArray, keypoints: Sequence[str] | None) -> FloatArra
                     stray /= usual
                     np.fmax(deviation[keypoint], stray, out=deviation[keypoint])
     return np.ascontiguousarray(deviation.T)
+
+
+def body_length(xy: FloatArray, keypoints: Sequence[str] | None) -> float:
+    """How big one animal is, in pixels: per animal, the median over frames of the largest
+    distance between two of its keypoints; the median over animals (NaN with one keypoint)."""
+    groups = animal_groups(keypoints) if keypoints is not None else [[*range(xy.shape[1])]]
+    part = xy[:: max(1, xy.shape[0] // MAX_FIT_ROWS)]
+    sizes = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for group in groups:
+            if len(group) < 2:
+                continue
+            points = part[:, group]
+            gaps = length(points[:, :, None] - points[:, None, :])
+            sizes.append(float(np.nanmedian(np.nanmax(gaps, axis=(1, 2)))))
+    return float(np.nanmedian(sizes)) if sizes and np.isfinite(sizes).any() else float("nan")
+
+
+def partner_length(xy: FloatArray, keypoints: Sequence[str] | None) -> FloatArray:
+    """Per keypoint, the median distance to its nearest keypoint of the same animal (NaN
+    alone). A limb's relative stretch times this is a lower bound of how far the keypoint
+    moved off: any of its limbs changed by at least that many pixels."""
+    groups = animal_groups(keypoints) if keypoints is not None else [[*range(xy.shape[1])]]
+    part = xy[:: max(1, xy.shape[0] // MAX_FIT_ROWS)]
+    nearest = np.full(xy.shape[1], np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for group in groups:
+            if len(group) < 2:
+                continue
+            points = part[:, group]
+            typical = np.nanmedian(length(points[:, :, None] - points[:, None, :]), axis=0)
+            np.fill_diagonal(typical, np.inf)
+            nearest[group] = np.where(np.isfinite(typical.min(axis=1)), typical.min(axis=1), np.nan)
+    return nearest
+
+
+def swap_size(xy: FloatArray, swapped: npt.NDArray[np.bool_]) -> FloatArray:
+    """Per swapped cell, its largest distance to another keypoint swapped in that frame (the
+    track it took the place of, or one beside it): how far off a swap puts it, in pixels."""
+    size = np.zeros(swapped.shape)
+    rows = np.flatnonzero(swapped.sum(axis=1) >= 2)
+    if rows.size:
+        points = xy[rows]
+        gaps = length(points[:, :, None] - points[:, None, :])
+        both = swapped[rows][:, :, None] & swapped[rows][:, None, :]
+        size[rows] = np.nanmax(np.where(both, np.nan_to_num(gaps, nan=0.0), 0.0), axis=2)
+    return size
+
+
+def error_size(
+    xy: FloatArray, signals: Mapping[str, FloatArray], keypoints: Sequence[str] | None
+) -> FloatArray:
+    """Per frame, how many pixels its worst keypoint is likely off, from the signals measured
+    in pixels: the pose-PCA error and the ensemble spread beyond their keypoint's median, a
+    limb's stretch (times the keypoint's nearest limb: ``partner_length``) and a swap (the
+    distance to the track it took the place of). 0 where none says anything.
+
+    Flags count how many signals fire, not how far off a keypoint is; on a real model's bad
+    stretch every signal fires on every frame, and this tells the frames apart.
+    """
+    size = np.zeros(xy.shape[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for name in ("pca_singleview", "ensemble_spread"):
+            if name in signals:
+                # Beyond the keypoint's usual: a PCA of two animals that move apart leaves
+                # tens of pixels on every frame, and that floor is no error.
+                beyond = signals[name] - column_quantile(signals[name], 0.5)
+                np.fmax(size, np.nanmax(beyond, axis=1), out=size)
+        if "limb" in signals:
+            limb_px = signals["limb"] * partner_length(xy, keypoints)
+            np.fmax(size, np.nanmax(limb_px, axis=1), out=size)
+        if "swap" in signals:
+            np.fmax(size, swap_size(xy, signals["swap"] > 0).max(axis=1), out=size)
+    return np.nan_to_num(size, nan=0.0)
+
+
+def size_factor(size: FloatArray, body: float) -> FloatArray:
+    """How much more a frame's flags count for the size of its error: 1 + its size in body
+    lengths beyond ``SIZE_FREE`` of one, at most ``SIZE_CAP``; 1 when the body length is
+    unknown. Errors smaller than that (an ear a few pixels off) all count alike, so they
+    still share the budget episode by episode."""
+    if not np.isfinite(body) or body <= 0:
+        return np.ones_like(size)
+    return np.clip(1.0 + size / body - SIZE_FREE, 1.0, SIZE_CAP)
+
+
+def frame_size_factor(
+    xy: FloatArray, signals: Mapping[str, FloatArray], keypoints: Sequence[str] | None
+) -> FloatArray:
+    """``size_factor`` of ``error_size``: the ``factor`` ``frame_scores`` takes."""
+    return size_factor(error_size(xy, signals, keypoints), body_length(xy, keypoints))
 
 
 def low_likelihood(likelihood: FloatArray) -> FloatArray:
@@ -815,6 +915,24 @@ def episode_priority(
     return priority
 
 
+def within_run(factor: FloatArray, flagged: npt.NDArray[np.bool_], gap: int) -> FloatArray:
+    """Each flagged frame's ``factor`` over the largest in its run of flagged frames (gaps up
+    to ``gap`` bridged, as ``episodes`` does, without cutting long runs); 1 elsewhere."""
+    scale = np.ones(factor.size)
+    if not flagged.any():
+        return scale
+    frames = np.arange(flagged.size)
+    last = np.where(flagged, frames, -(gap + 2))
+    np.maximum.accumulate(last, out=last)
+    previous = np.concatenate([[-(gap + 2)], last[:-1]])
+    starts = flagged & (frames - previous > gap + 1)
+    run = np.cumsum(starts)[flagged]  # 1, 2, ... for the flagged frames
+    largest = np.zeros(int(run.max()) + 1)
+    np.maximum.at(largest, run, factor[flagged])
+    scale[flagged] = factor[flagged] / np.where(largest[run] > 0, largest[run], 1.0)
+    return scale
+
+
 def choose_hard_frames(
     scores: FloatArray,
     poses: FloatArray,
@@ -822,8 +940,15 @@ def choose_hard_frames(
     window: tuple[int, int],
     exclude: Iterable[int] = (),
     spacing: int = 4,
+    factor: FloatArray | None = None,
 ) -> list[int]:
     """Choose ``n`` distinct frames the model finds hardest, spread over episodes and poses.
+
+    0. With ``factor`` (``frame_size_factor``), a flagged frame's flags are scaled by its
+       error size relative to the largest of its run of flagged frames (``within_run``):
+       where every signal fires on every frame of a long bad stretch, the frames with a
+       keypoint on the other animal come first, and the stretch's pieces with the largest
+       errors earn the most frames; distinct episodes still compete by their flags alone.
 
     1. Candidates strongest first, at most one per ``spacing`` frames: one glitch lights up
        a few neighbouring frames, and only its strongest is kept.
@@ -841,10 +966,13 @@ def choose_hard_frames(
         window: first and one-past-last frame that may be chosen (range and context margins).
         exclude: frames that must not be chosen (already labeled).
         spacing: chosen frames are more than this many frames apart while candidates last.
+        factor: per frame, how much larger its error looks (``frame_size_factor``).
 
     Returns:
         The chosen frame indices, sorted.
     """
+    if factor is not None:  # a flagged frame stays above every unflagged one (score 1)
+        scores = 1.0 + (scores - 1.0) * within_run(factor, scores >= 2.0, spacing)
     start, stop = window
     allowed = np.zeros(scores.size, dtype=bool)
     allowed[start:stop] = True

@@ -5,6 +5,7 @@ and random frames, on synthetic error processes and on the real drops.
     python -m tests.benchmarks.bench_inference_recovery --dev           # development seeds
     python -m tests.benchmarks.bench_inference_recovery --part real
     python -m tests.benchmarks.bench_inference_recovery --part timing
+    python -m tests.benchmarks.bench_inference_recovery --part daemon
 
 Methods, each on the same arrays in one process: ``ours`` (handlers/inference/hardness.py
 with the default config, given the keypoint names as the handler is); the known approach
@@ -34,6 +35,12 @@ likelihood threshold 0 and with 0.9; and random frames.
    reading shown apart) and the child's own peak resident memory (VmHWM; the resident
    memory right after the imports shown apart).
 
+4. ``daemon``: each real drop (the ensemble as one folder, every single model with its video)
+   dropped into a real daemon (tests/harness.py ``Framewatch``, ``framewatch once``) with N =
+   20; the frames of the bundle it wrote (``selected_frames.csv``) judged by the same
+   label-free measures, the in-process choice on the same predictions beside them (the
+   two must agree), and the episodes ``selection.json`` reports.
+
 Nothing is written into the repository; the numbers go to stdout.
 """
 
@@ -41,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -52,7 +60,7 @@ import numpy as np
 from handlers.inference import hardness
 from handlers.inference.predictions import load_predictions
 from tests.active_learning import FloatArray, lightning_pose_app, ours, random_frames
-from tests.harness import SHARED_DATA
+from tests.harness import SHARED_DATA, Framewatch
 from tests.synthetic_predictions import KEYPOINTS, PROCESSES, SyntheticEpisodes, make_episodes
 
 Chooser = Callable[[FloatArray, FloatArray, int, Sequence[str]], list[int]]
@@ -222,12 +230,12 @@ else:
     combined = handler.combined_predictions(output)
     spread = handler.member_spread(output, combined.xy)
     output = output.without_member_arrays()
-    scores, weights = handler.score_frames(output, combined, options, spread)
+    scores, weights, factor = handler.scored_frames(output, combined, options, spread)
     del spread
     chosen = hardness.choose_hard_frames(
         scores, hardness.pose_features(combined.xy), options.frames_per_video,
         handler.chosen_window(output.frame_count, options),
-        spacing=options.min_spacing_frames,
+        spacing=options.min_spacing_frames, factor=factor,
     )
 # ru_maxrss survives exec: a child started by vfork reports its parent's peak (the bench
 # that wrote the CSVs). VmHWM is this process's own.
@@ -294,9 +302,102 @@ def timing(rows: int, keypoints: int, models: int) -> None:
             )
 
 
+# ----- through a real daemon -------------------------------------------------------------------
+
+DAEMON_N = 20
+
+
+def daemon_bundle(files: Sequence[Path], stem: str, n: int) -> tuple[list[int], dict[str, object]]:
+    """Drop ``files`` as the folder ``inbox/inference/STEM/`` into a fresh daemon, run
+    ``framewatch once``, and read back the frames its bundle holds and its selection.json."""
+    with tempfile.TemporaryDirectory() as scratch:
+        fw = Framewatch(Path(scratch) / "fw")
+        drop = fw.inbox("inference") / stem
+        drop.mkdir(parents=True)
+        for path in files:
+            shutil.copy(path, drop / path.name)
+        (drop / f"{stem}.json").write_text(json.dumps({"frames_per_video": n}))
+        done = fw.once(timeout=900)
+        status = fw.status("inference", stem) or {}
+        if done.returncode != 0 or status.get("state") != "complete":
+            raise RuntimeError(f"{stem}: daemon ended {done.returncode}, {status}")
+        bundle = fw.bundle(stem)
+        lines = (bundle / "selected_frames.csv").read_text().split()
+        report = json.loads((bundle / "selection.json").read_text())
+        return sorted(int(line[3:11]) for line in lines), report
+
+
+def daemon_part(n: int) -> None:
+    """Measure 4: the real drops through a real daemon, judged from the bundle it wrote."""
+    print(
+        f"4. real drops through a real daemon (framewatch once, N = {n}): frames of the bundle; "
+        "same as in-process; label-free measures of those frames; episodes in selection.json"
+    )
+    folder = SHARED_DATA / "mirror-mouse-ensemble"
+    paths = sorted(folder.glob("180607_004.rng*.csv"))
+    if paths:
+        chosen, report = daemon_bundle([*paths, folder / "180607_004.mp4"], "180607_004", n)
+        members = [load_predictions(path) for path in paths]
+        xy = np.stack([m.xy for m in members])
+        # Each model's distance from the others' median, averaged over models: how much the
+        # ensemble disagrees in a frame (the stand-in error of measure 2, per frame).
+        disagree = np.nanmean(
+            [
+                np.nanmean(np.linalg.norm(xy[m] - np.nanmedian(np.delete(xy, m, 0), 0), axis=-1), 1)
+                for m in range(len(members))
+            ],
+            axis=0,
+        )
+        mean = hardness.mean_of([m.xy for m in members])
+        likelihood = hardness.mean_of([m.likelihood for m in members])
+        known = lightning_pose_app(mean, likelihood, n)
+        worst = disagree >= np.nanquantile(disagree, 0.9)
+        for name, frames in (("daemon (ours)", chosen), ("known, threshold 0", known)):
+            print(
+                f"   mirror-mouse-ensemble {name:<20} {len(frames)} frames: models' disagreement "
+                f"{np.nanmean(disagree[frames]):.1f} px (every frame {np.nanmean(disagree):.1f}), "
+                f"{np.mean(worst[frames]):.0%} among the 10% worst"
+            )
+        print(f"     episodes in selection.json: {episode_summary(report)}")
+    for drop, relative in REAL_SINGLE.items():
+        path = SHARED_DATA / relative
+        if not path.is_file():
+            print(f"   {drop}: skipped, {path} is absent")
+            continue
+        model = load_predictions(path)
+        size = min(n, model.frame_count // 4)
+        chosen, report = daemon_bundle([path, path.with_suffix(".mp4")], path.stem, size)
+        in_process = ours(model.xy, model.likelihood, size, keypoints=model.keypoints)
+        stretch = implausible(model.xy, model.keypoints)
+        known = lightning_pose_app(model.xy, model.likelihood, size)
+        cells = []
+        for name, frames in (("daemon", chosen), ("known, threshold 0", known)):
+            picked = stretch[frames] if frames else np.array([np.nan])
+            cells.append(
+                f"{name} {len(frames)}: {np.mean(picked > STRETCH):.0%} / {np.nanmean(picked):.2f}"
+            )
+        same = "same as in-process" if chosen == in_process else f"in-process {in_process}"
+        print(f"   {drop:<24} N={size}  " + "   ".join(cells) + f"   ({same})")
+        print(f"     frames {chosen}; episodes {episode_summary(report)}")
+
+
+def episode_summary(report: dict[str, object]) -> str:
+    """The episodes selection.json names, each with how many chosen frames lie in it."""
+    counts: dict[str, int] = {}
+    frames = report.get("frames", [])
+    assert isinstance(frames, list)
+    for frame in frames:
+        bounds = frame.get("episode")
+        key = f"{bounds[0]}-{bounds[1]}" if bounds else "none"
+        counts[key] = counts.get(key, 0) + 1
+    return ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--part", choices=("families", "real", "timing", "all"), default="all")
+    parser.add_argument(
+        "--part", choices=("families", "real", "timing", "daemon", "all"), default="all"
+    )
     parser.add_argument("--dev", action="store_true", help="development seeds, not held-out")
     parser.add_argument("--frames", type=int, default=3000)
     parser.add_argument("--rows", type=int, default=108_000)
@@ -308,6 +409,9 @@ def main() -> None:
         print("2. real drops")
         real_ensemble()
         real_single()
+        print()
+    if args.part in ("daemon", "all"):
+        daemon_part(DAEMON_N)
         print()
     if args.part in ("timing", "all"):
         timing(args.rows, 16, 5)

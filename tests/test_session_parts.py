@@ -96,3 +96,27 @@ def test_joint_choice_counts_a_pose_only_one_view_sees() -> None:
     joint = select_joint_frames([first, second], indices, 3).frames
     assert hits(alone, 40) and not hits(alone, 150), alone
     assert 3 == len(set(joint)) and hits(joint, 40) and hits(joint, 150), joint
+
+
+def test_joint_choice_counts_labeled_moments_as_covered() -> None:
+    """A moment labeled before (in any view) covers its pose in every view: a second choice
+    of three skips that pose and still takes the other view's rare pose, and never the
+    labeled moment itself; with only exclusion it would spend a frame on the same pose."""
+    rng = np.random.default_rng(0)
+    frames = 200
+    first = rng.integers(100, 110, size=(frames, 2048), dtype=np.uint8)
+    second = rng.integers(100, 110, size=(frames, 2048), dtype=np.uint8)
+    first[40:50, 1024:1280] = 250
+    second[150:160, 1280:1536] = 250
+    indices = np.arange(frames, dtype=np.int64)
+    taken = np.zeros(frames, dtype=bool)
+    taken[45] = True
+
+    chosen = select_joint_frames([first, second], indices, 3, taken=taken).frames
+    assert 3 == len(set(chosen)) and 45 not in chosen, chosen
+    assert not any(40 <= frame < 50 for frame in chosen), chosen
+    assert any(150 <= frame < 160 for frame in chosen), chosen
+    # Excluding the labeled moment alone leaves its pose's other frames to be chosen again.
+    kept = ~taken
+    excluded = select_joint_frames([first[kept], second[kept]], indices[kept], 3).frames
+    assert any(40 <= frame < 50 for frame in excluded), excluded

@@ -88,9 +88,7 @@ def schedule(
     return params, visit
 
 
-def render_session(
-    folder: Path, seed: int, frames: int = 600, setup: str = "one-sided"
-) -> Session:
+def render_session(folder: Path, seed: int, frames: int = 600, setup: str = "one-sided") -> Session:
     """Render ``top`` and ``side`` views of one session (320x240, 30 fps, mp4v) of ``setup``."""
     rng = np.random.default_rng(seed)
     params, visit = schedule(rng, frames)

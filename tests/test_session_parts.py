@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from daemon.sessions import split_view
+from handlers import frames as frames_module
 from handlers.video.joint import (
     common_length,
     count_mismatch,
@@ -14,6 +15,7 @@ from handlers.video.joint import (
     rate_mismatch,
     select_joint_frames,
 )
+from handlers.video.session import SessionOptions, choose_session_frames
 
 VIEWS = ["top", "side", "cam-top"]
 
@@ -96,3 +98,56 @@ def test_joint_choice_counts_a_pose_only_one_view_sees() -> None:
     joint = select_joint_frames([first, second], indices, 3).frames
     assert hits(alone, 40) and not hits(alone, 150), alone
     assert 3 == len(set(joint)) and hits(joint, 40) and hits(joint, 150), joint
+
+
+def test_joint_choice_counts_labeled_moments_as_covered() -> None:
+    """A moment labeled before (in any view) covers its pose in every view: a second choice
+    of three skips that pose and still takes the other view's rare pose, and never the
+    labeled moment itself; with only exclusion it would spend a frame on the same pose."""
+    rng = np.random.default_rng(0)
+    frames = 200
+    first = rng.integers(100, 110, size=(frames, 2048), dtype=np.uint8)
+    second = rng.integers(100, 110, size=(frames, 2048), dtype=np.uint8)
+    first[40:50, 1024:1280] = 250
+    second[150:160, 1280:1536] = 250
+    indices = np.arange(frames, dtype=np.int64)
+    taken = np.zeros(frames, dtype=bool)
+    taken[45] = True
+
+    chosen = select_joint_frames([first, second], indices, 3, taken=taken).frames
+    assert 3 == len(set(chosen)) and 45 not in chosen, chosen
+    assert not any(40 <= frame < 50 for frame in chosen), chosen
+    assert any(150 <= frame < 160 for frame in chosen), chosen
+    # Excluding the labeled moment alone leaves its pose's other frames to be chosen again.
+    kept = ~taken
+    excluded = select_joint_frames([first[kept], second[kept]], indices[kept], 3).frames
+    assert any(40 <= frame < 50 for frame in excluded), excluded
+
+
+def test_session_choice_takes_labeled_frames_as_covered() -> None:
+    """Through the session handler's choice: a frame already labeled in some view (the
+    daemon's exclude_frames, in session numbering) is not chosen again, its pose counts as
+    covered, and the other view's rare pose is still taken."""
+    rng = np.random.default_rng(0)
+    count = 200
+    thumbs = {
+        view: rng.integers(100, 110, size=(count, 2048), dtype=np.uint8) for view in VIEWS[:2]
+    }
+    thumbs["top"][40:50, 1024:1280] = 250
+    thumbs["side"][150:160, 1280:1536] = 250
+    indices = np.arange(count, dtype=np.int64)
+    scans = {
+        view: frames_module.VideoScan(count, 64, 64, indices, rows, np.zeros(count), np.zeros(0))
+        for view, rows in thumbs.items()
+    }
+    options = SessionOptions(
+        session="s",
+        files={"top": "s_top.mp4", "side": "s_side.mp4"},
+        frames_per_video=3,
+        frame_range=(0.0, 1.0),
+        context_frames=0,
+        exclude_frames=frozenset({45}),
+    )
+    chosen = choose_session_frames(scans, options, count).frames
+    assert 3 == len(set(chosen)) and not any(40 <= frame < 50 for frame in chosen), chosen
+    assert any(150 <= frame < 160 for frame in chosen), chosen

@@ -1,11 +1,12 @@
 """Choosing one set of frames for several synchronized views: pure functions over arrays.
 
-Every view is embedded on its own (``selection.embed_frames``, scaled so that each view's
-mean squared distance from its centre is 1). The common poses come from k-means on the
-embeddings side by side (each camera weighs the same); the rare ones from farthest-point
+Every view is embedded on its own (``selection.embed_frames``: coherence-weighted columns,
+smoothed in time, so a view that is noise for this recording counts less). The common poses
+come from k-means on the embeddings side by side; the rare ones from farthest-point
 picks where two moments are as far apart as they are in the view where they differ most, so a
 pose only one camera sees counts in full instead of being diluted by the other views' noise.
-A frame that is a distractor (flicker, a hand) in any view is set aside in all.
+A frame that is a distractor (flicker, a hand) in any view is set aside in all. Moments
+already labeled or queued in any view count as covered, as for one video (``kmeans_beside``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from handlers.video.selection import (
     distractor_rows,
     embed_frames,
     nearest_to_centres,
+    nearest_to_free_centres,
     usable_rows,
 )
 
@@ -98,9 +100,17 @@ def nearest_rows(
     return np.where(closer_left, left, right).astype(np.int64)
 
 
-def joint_embedding(views: Sequence[npt.NDArray[np.uint8]]) -> npt.NDArray[np.float32]:
-    """Each view's embedding of the same frames (row i = one moment), side by side."""
-    return np.hstack([embed_frames(features) for features in views]).astype(np.float32)
+def view_embeddings(
+    views: Sequence[npt.NDArray[np.uint8]], indices: npt.NDArray[np.int64]
+) -> list[npt.NDArray[np.float32]]:
+    """Each view embedded as one video is (``embed_frames``), on a common scale.
+
+    The columns keep their coherence weights: a view whose features are mostly noise for
+    this recording (clutter, the animal hidden) shrinks and counts less; scaling every view
+    to the same spread instead covered the poses worse on the rendered sessions
+    (bench_sessions, development seeds).
+    """
+    return [embed_frames(features, indices).astype(np.float32) for features in views]
 
 
 def distance_in_any_view(
@@ -111,16 +121,29 @@ def distance_in_any_view(
 
 
 def farthest_in_any_view(
-    views: Sequence[npt.NDArray[np.float32]], chosen: Sequence[int], n: int
+    views: Sequence[npt.NDArray[np.float32]],
+    chosen: Sequence[int],
+    n: int,
+    covered: Sequence[int] = (),
 ) -> list[int]:
-    """Add rows, each the farthest (``distance_in_any_view``) from all chosen so far, up to n."""
-    picked = list(dict.fromkeys(chosen)) or [0]
+    """Add rows, each the farthest (``distance_in_any_view``) from all chosen so far, up to n.
+
+    ``covered`` rows (frames already labeled) count as chosen when measuring, but are never
+    added and do not count towards ``n`` (as ``selection.farthest_point_fill``).
+    """
+    picked = list(dict.fromkeys(chosen))
+    fixed = sorted(set(covered) - set(picked))
     rows = views[0].shape[0]
+    if rows == 0:
+        return picked
+    if not picked and not fixed:
+        picked.append(0)
     gap = np.full(rows, np.inf, dtype=np.float32)
-    for row in picked:
+    for row in [*picked, *fixed]:
         gap = np.minimum(gap, distance_in_any_view(views, row))
-    while len(picked) < min(n, rows):
+    while len(picked) < min(n, rows - len(fixed)):
         gap[picked] = -1.0
+        gap[fixed] = -1.0
         row = int(np.argmax(gap))
         picked.append(row)
         gap = np.minimum(gap, distance_in_any_view(views, row))
@@ -141,7 +164,11 @@ def joint_distractors(
 
 
 def select_joint_frames(
-    views: Sequence[npt.NDArray[np.uint8]], indices: npt.NDArray[np.int64], n: int, seed: int = 0
+    views: Sequence[npt.NDArray[np.uint8]],
+    indices: npt.NDArray[np.int64],
+    n: int,
+    seed: int = 0,
+    taken: npt.NDArray[np.bool_] | None = None,
 ) -> Selection:
     """Choose up to ``n`` common frames from every view's features together.
 
@@ -150,14 +177,24 @@ def select_joint_frames(
         indices: the common frame index of each row, increasing.
         n: how many frames to choose.
         seed: fixes k-means, so the same input gives the same frames.
+        taken: rows standing for moments already labeled or queued in some view: never
+            chosen, and counted as covering their poses in every view (fixed k-means centres,
+            and farthest points are measured from them), so a session's second bundle adds
+            what the first one missed, as for one video.
     """
-    if indices.size == 0:
+    if taken is None:
+        taken = np.zeros(indices.size, dtype=bool)
+    if int((~taken).sum()) == 0:
         return Selection([], 0, [], [], math.inf, math.inf, 0.0)
     flicker, intrusion = joint_distractors(views, indices)
-    usable = usable_rows(flicker, intrusion, n)
+    usable = usable_rows(flicker, intrusion, n, taken)
     rows = np.flatnonzero(usable)
-    embeddings = [embed_frames(features[rows]) for features in views]
+    embeddings = view_embeddings([features[rows] for features in views], indices[rows])
     embedding = np.hstack(embeddings).astype(np.float32)
-    common = nearest_to_centres(embedding, (n + 1) // 2, seed)
-    picked = farthest_in_any_view(embeddings, common, n)
-    return describe_choice(embedding, picked, indices, usable, flicker, intrusion)
+    covered = [int(r) for r in np.flatnonzero(taken[rows])]
+    if covered:
+        common = nearest_to_free_centres(embedding, covered, (n + 1) // 2, seed)
+    else:
+        common = nearest_to_centres(embedding, (n + 1) // 2, seed)
+    picked = farthest_in_any_view(embeddings, common, n, covered)
+    return describe_choice(embedding, picked, indices, usable, flicker, intrusion, taken)

@@ -35,8 +35,10 @@ from handlers.outcome import HandlerResult, IncompleteInput, InputError, Progres
 
 METHOD = (
     "every view embedded as for one video (turned silhouette plus the frame against the median "
-    "scene); distractors in any view set aside; k-means on the views side by side for half "
-    "the frames, farthest points in whichever view two moments differ most for the rest"
+    "scene, coherence-weighted, smoothed in time); distractors in any view set aside; frames "
+    "already labeled or queued in any view count as covered; k-means on the views side by "
+    "side for half the frames, farthest points in whichever view two moments differ most for "
+    "the rest"
 )
 SESSION_JSON = "session.json"
 SCAN_SHARE = 0.7
@@ -160,14 +162,17 @@ def choose_session_frames(
     reference = scans[views[0]].indices - options.offsets.get(views[0], 0)
     keep = (reference >= start) & (reference < stop)
     keep &= ~np.isin(reference, np.fromiter(options.exclude_frames, dtype=np.int64))
-    common = reference[keep]
+    # Moments already labeled or queued in any view go in as covered, not as candidates.
+    taken = np.zeros_like(keep)
+    taken[selection.rows_standing_for(reference, options.exclude_frames)] = True
+    common = reference[keep | taken]
     rows = [
         scans[view].thumbs[
             joint.nearest_rows(scans[view].indices, common + options.offsets.get(view, 0))
         ]
         for view in views
     ]
-    chosen = joint.select_joint_frames(rows, common, n)
+    chosen = joint.select_joint_frames(rows, common, n, taken=taken[keep | taken])
     filled = selection.spread_fill(chosen.frames, start, stop, n, options.exclude_frames)
     return selection.Selection(
         filled,

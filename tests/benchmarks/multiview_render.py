@@ -6,6 +6,14 @@ frames: two that only the top camera sees (the tail or the head swung sideways: 
 y) and two that only the side camera sees (rearing, the tail raised: a change in z). The pose
 of a view is the body-frame keypoints as that camera projects them (x, y from the top; x, z
 from the side), so it ignores where the animal is and which way it faces.
+
+Setups (``SETUPS``), each a way a view can see the animal worse than another:
+
+- ``one-sided``: both views clean; the rare poses each camera alone sees are the hard part;
+- ``clutter``: the side view also shows two dark objects rolling over its floor and a light
+  patch that drifts, so its whole frame and its animal crop carry motion that is no pose;
+- ``occluded``: a board stands in front of the side camera over part of the arena; behind it
+  the side view shows nothing of the animal (its pose there is known, and counts, all the same).
 """
 
 from __future__ import annotations
@@ -26,6 +34,8 @@ RARE = np.array(
 )
 RARE_SEEN_BY = ("top", "top", "side", "side")
 VIEWS = ("top", "side")
+SETUPS = ("one-sided", "clutter", "occluded")
+BOARD_BGR = (120, 125, 130)
 
 
 @dataclass(frozen=True)
@@ -78,15 +88,17 @@ def schedule(
     return params, visit
 
 
-def render_session(folder: Path, seed: int, frames: int = 600) -> Session:
-    """Render ``top`` and ``side`` views of one session (320x240, 30 fps, mp4v)."""
+def render_session(folder: Path, seed: int, frames: int = 600, setup: str = "one-sided") -> Session:
+    """Render ``top`` and ``side`` views of one session (320x240, 30 fps, mp4v) of ``setup``."""
     rng = np.random.default_rng(seed)
     params, visit = schedule(rng, frames)
     position, heading = walk_path(rng, frames, 320, 240, margin=70)
     floors = {view: floor_texture(rng, 320, 240) for view in VIEWS}
+    clutter = rolling_objects(rng, frames) if setup == "clutter" else None
+    name = f"synth-{setup}{seed}"
     writers = {
         view: cv2.VideoWriter(
-            str(folder / f"synth{seed}_{view}.mp4"),
+            str(folder / f"{name}_{view}.mp4"),
             cv2.VideoWriter_fourcc(*"mp4v"),
             30.0,
             (320, 240),
@@ -107,13 +119,17 @@ def render_session(folder: Path, seed: int, frames: int = 600) -> Session:
         poses["side"].append(body[:, [0, 2]].ravel())
         for view in VIEWS:
             image = floors[view].copy()
+            if view == "side" and clutter is not None:
+                draw_clutter(image, clutter, t)
             draw_figure(image, image_points[view])
+            if view == "side" and setup == "occluded":
+                image[:, 165:250] = BOARD_BGR
             image += rng.normal(0, 3, image.shape).astype(np.float32)
             writers[view].write(np.clip(image, 0, 255).astype(np.uint8))
     for writer in writers.values():
         writer.release()
     return Session(
-        {view: folder / f"synth{seed}_{view}.mp4" for view in VIEWS},
+        {view: folder / f"{name}_{view}.mp4" for view in VIEWS},
         {view: np.asarray(poses[view]) for view in VIEWS},
         visit,
         [RARE_SEEN_BY[rare] for rare in sorted(set(range(len(RARE))))],
@@ -128,3 +144,24 @@ def draw_figure(image: npt.NDArray[np.float32], points: npt.NDArray[np.float64])
         cv2.line(image, p[joint], p[paw], ANIMAL_BGR, 3, cv2.LINE_AA)
         cv2.circle(image, p[paw], 4, ANIMAL_BGR, -1, cv2.LINE_AA)
     cv2.circle(image, p[0], 5, (40, 40, 200), -1, cv2.LINE_AA)
+
+
+def rolling_objects(rng: np.random.Generator, frames: int) -> npt.NDArray[np.float64]:
+    """Centres (frames, 2 objects, 2) of two objects bouncing over a 320x240 floor."""
+    here = rng.uniform([40, 40], [280, 200], size=(2, 2))
+    speed = rng.uniform(-2.0, 2.0, size=(2, 2))
+    path = np.empty((frames, 2, 2))
+    for t in range(frames):
+        here += speed
+        bounce = (here < [20, 20]) | (here > [300, 220])
+        speed[bounce] *= -1
+        path[t] = here
+    return path
+
+
+def draw_clutter(image: npt.NDArray[np.float32], path: npt.NDArray[np.float64], t: int) -> None:
+    """Two dark rolling objects and a light patch drifting across the floor at frame ``t``."""
+    for x, y in path[t]:
+        cv2.circle(image, (round(x), round(y)), 11, (45, 50, 60), -1, cv2.LINE_AA)
+    x = round(40 + 240 * (0.5 + 0.5 * np.sin(t / 47)))
+    image[20:90, max(x - 35, 0) : x + 35] *= 1.25

@@ -11,12 +11,14 @@ view is left out of all, keeping the lines aligned.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from daemon.atomic import write_text_atomic
 from daemon.labelers.lightning_pose import (
+    PREDICTIONS_CSV,
     PROJECT_FILE,
     block_items,
     frame_path,
@@ -24,7 +26,9 @@ from daemon.labelers.lightning_pose import (
     labeled_frames,
     labels_header,
     queued_paths,
+    read_guesses,
     read_keypoints,
+    reports_folder,
     unquote,
 )
 
@@ -58,8 +62,26 @@ def is_multiview_project(project: Path) -> bool:
     return bool(read_view_names(project))
 
 
+def model_guesses(project: Path, stems: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """The model's guess per frame path, from each view's ``predictions.csv`` (a model-output
+    session), in the queue's ``predictions`` form; {} for a session of videos."""
+    keypoints = read_keypoints(project)
+    stamp = int(time.time() * 1000)
+    guesses: dict[str, dict[str, Any]] = {}
+    for stem in stems.values():
+        path = reports_folder(project, stem) / PREDICTIONS_CSV
+        if path.is_file():
+            scorer, found = read_guesses(path, keypoints)
+            for frame, points in found.items():
+                guesses[frame] = {"model_name": scorer, "date_time": stamp, "predictions": points}
+    return guesses
+
+
 def queue_session(
-    project: Path, stems: Mapping[str, str], frames: Mapping[str, Sequence[int]]
+    project: Path,
+    stems: Mapping[str, str],
+    frames: Mapping[str, Sequence[int]],
+    guesses: Mapping[str, dict[str, Any]] | None = None,
 ) -> int:
     """Queue a session's frames in every view's queue, aligned line for line.
 
@@ -67,6 +89,7 @@ def queue_session(
         project: the app project.
         stems: per view, its folder name under ``labeled-data/`` (``<session>_<view>``).
         frames: per view, the view's own frame numbers, moment i at position i in every view.
+        guesses: the model's guess per frame path (``model_guesses``), where there is one.
 
     Returns:
         how many moments were added.
@@ -91,8 +114,9 @@ def queue_session(
         return 0
     for view in views:
         entries: list[dict[str, Any]] = [
-            {"frame_path": frame_path(stems[view], frames[view][moment]), "predictions": None}
+            {"frame_path": path, "predictions": (guesses or {}).get(path)}
             for moment in new
+            for path in [frame_path(stems[view], frames[view][moment])]
         ]
         append_lines(queue_file(project, view), entries)
     return len(new)

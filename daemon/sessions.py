@@ -489,8 +489,8 @@ def publish_session(
     names = {path.stem: path for path in kept.values()}
     if multiview.is_multiview_project(project):
         guesses = multiview.model_guesses(project, stems) if item.kind == INFERENCE else {}
-        multiview.queue_session(project, stems, by_view, guesses)
-        return []
+        held = multiview.queue_session(project, stems, by_view, guesses)
+        return multiview.held_warning(held)
     warnings: list[str] = []
     for view, stem in stems.items():
         files = [name.split("/", 1)[1] for name in result.files if name.startswith(f"{stem}/")]

@@ -397,6 +397,7 @@ def plan_job(settings: Settings, item: ClaimedItem) -> tuple[str, BaseModel] | N
     """
     files = claimed_views(settings, item)
     if files is None:
+        refuse_single(settings, item)
         return None
     views = view_names(settings)
     sidecar = session_sidecar(item, views)
@@ -424,6 +425,31 @@ def plan_job(settings: Settings, item: ClaimedItem) -> tuple[str, BaseModel] | N
     options = validate_options(SessionOptions, defaults, sidecar, SIDECAR_KEYS - {"views"})
     assert isinstance(options, SessionOptions)
     return HANDLER, options
+
+
+def refuse_single(settings: Settings, item: ClaimedItem) -> None:
+    """Refuse a single video or model output in a multi-view app project: the app would flag
+    the ``CollectedData.csv`` it needs, and show its frames in no view.
+
+    Raises:
+        InputError: naming the project's views and the file names a session takes.
+    """
+    project = settings.folder("project")
+    if item.kind not in (KIND, INFERENCE) or not multiview.is_multiview_project(project):
+        return
+    views = multiview.read_view_names(project)
+    suffix = ".mp4" if item.kind == KIND else ".csv"
+    names = ", ".join(f"{item.name}_{view}{suffix}" for view in views)
+    what = "video" if item.kind == KIND else "model's predictions"
+    raise InputError(
+        [
+            f"{item.name}: this Lightning Pose app project is multi-view (view_names "
+            f"{', '.join(views)} in project.yaml), so a recording comes as a session: one "
+            f"{what} file per view, named <session>_<view>{suffix} ({names}), dropped together. "
+            "A single one would be labeled in CollectedData.csv, which the app flags in a "
+            "multi-view project. Rename the files that way and drop them again"
+        ]
+    )
 
 
 def inference_session_options(

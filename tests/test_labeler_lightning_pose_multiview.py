@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness import Framewatch, shared_file
+from tests.media import write_barcode_video
 from tests.test_inference_session import cut_predictions
 from tests.test_labeler_lightning_pose import app_python, ask_app
 from tests.test_sessions import cut_clip
@@ -105,3 +106,24 @@ def test_the_real_app_shows_each_chosen_moment_as_one_multiview_frame(
         for frame in after["mv_frames"]:
             assert {frame["key"]} == set(frame["view_keys"].values()), frame
         assert {} == after["issues"]
+
+
+def test_a_single_video_in_a_multiview_project_is_refused_naming_the_session_files(
+    tmp_path: Path,
+) -> None:
+    """mouse1.mp4 in a project with view_names [top, side]: failed with a message that says
+    how to drop it as a session; no CollectedData.csv (the app flags it there), the file kept."""
+    with Framewatch(tmp_path / "fw", extra_config=CONFIG) as fw:
+        fw.project.mkdir(parents=True, exist_ok=True)
+        (fw.project / "project.yaml").write_text(PROJECT_YAML)
+        fw.start()
+        (fw.root / "src").mkdir(parents=True)
+        video = write_barcode_video(fw.root / "src" / "mouse1.mp4", 30)
+        os.replace(video, fw.inbox("videos") / "mouse1.mp4")
+        status = fw.wait_state("videos", "mouse1")
+        assert "failed" == status["state"], status
+        assert "multi-view" in status["message"]
+        assert "mouse1_top.mp4, mouse1_side.mp4" in status["message"]
+        assert not (fw.project / "CollectedData.csv").exists()
+        assert not (fw.project / "labeled-data" / "mouse1").exists()
+        assert (fw.failed("videos") / "mouse1.mp4").is_file()

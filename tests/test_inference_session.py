@@ -112,6 +112,10 @@ def test_each_views_poses_weigh_the_same() -> None:
     assert spreads == pytest.approx([1.0, 1.0])
 
 
+def noop(fraction: float, message: str) -> None:
+    """A progress callback that reports nowhere."""
+
+
 def chosen_frames(folder: Path) -> list[int]:
     return [int(line[3:11]) for line in (folder / "selected_frames.csv").read_text().split()]
 
@@ -209,3 +213,22 @@ def test_a_session_of_model_outputs_through_the_daemon(tmp_path: Path, session_d
             assert [f"labeled-data/minimal_{view}/img{f:08d}.png" for f in chosen[0]] == index
             assert (fw.project / "videos" / f"minimal_{view}.mp4").is_file()
         assert not list(fw.inbox("inference").iterdir())
+
+
+def test_a_folder_per_view_is_read_as_that_views_outputs(
+    session_drop: Path, tmp_path: Path
+) -> None:
+    """``minimal_top/`` and ``minimal_side/``, each holding its view's video and predictions."""
+    folders = []
+    for view in ("top", "side"):
+        folder = tmp_path / "inbox" / f"minimal_{view}"
+        folder.mkdir(parents=True)
+        for suffix in (".mp4", ".csv"):
+            (folder / f"minimal_{view}{suffix}").symlink_to(
+                session_drop / f"minimal_{view}{suffix}"
+            )
+        folders.append(folder)
+    result = handle_inference_session(folders, options(["top", "side"]), tmp_path / "s", noop)
+    assert ["top", "side"] == result.report["views"]
+    for view in ("top", "side"):
+        assert chosen_frames(tmp_path / "s" / f"minimal_{view}") == result.selected

@@ -5,7 +5,8 @@ One item's path, and the module for each step:
     2. wake      watch.py   -- a watchdog event makes the next scan come sooner
     3. settle    settle.py  -- size, m/ctime unchanged, no holes, for settle_s = copy complete
     4. claim     claim.py   -- renamed into this process's private claims folder
-                 sessions.py -- <session>_<view> files settle, claim and publish as one item
+                 sessions.py -- <session>_<view> videos (or model outputs) settle, claim and
+                               publish as one item
     5. options   kinds.py   -- config [extract] + STEM.json sidecar, checked; the handler to run
     6. work      pool.py, worker.py -- the handler runs in its own process, into staging-<id>/
                  (dask_pool.py instead: a task on a Dask cluster, by [workers] executor)

@@ -17,28 +17,40 @@ scan, ``plan_job`` when it starts an item and ``publish_session`` when one is do
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from daemon import labelers
 from daemon.claim import ClaimedItem
 from daemon.config import Settings
 from daemon.inbox import Arrival
-from daemon.kinds import KINDS, read_sidecar, validate_options
+from daemon.kinds import (
+    INFERENCE_SIDECAR_KEYS,
+    KINDS,
+    project_videos,
+    read_sidecar,
+    validate_options,
+)
 from daemon.labelers import multiview
 from daemon.publish import move_without_replacing, publish_apart, publish_bundle
 from daemon.settle import SettleTracker
 from daemon.status import StatusStore, utc_now
 from handlers.frames import VIDEO_SUFFIXES
+from handlers.inference import file_role, member_stem
+from handlers.inference.session import InferenceSessionOptions
 from handlers.outcome import HandlerResult, InputError
 from handlers.video.session import SESSION_JSON, SessionOptions, view_folder
 
 ARRIVING = "arriving"
 KIND = "videos"
+INFERENCE = "inference"
 HANDLER = "handlers.video.session:handle_session"
+INFERENCE_HANDLER = "handlers.inference.session:handle_inference_session"
 SIDECAR_KEYS = {"views", "offsets", "frames_per_video", "frame_range", "context_frames"}
 
 
@@ -111,8 +123,8 @@ class SessionGate:
     settings: Settings
     status: StatusStore
     log: Any
-    first_seen: dict[str, str] = field(default_factory=dict)
-    told: dict[str, str] = field(default_factory=dict)
+    first_seen: dict[tuple[str, str], str] = field(default_factory=dict)
+    told: dict[tuple[str, str], str] = field(default_factory=dict)
     expired: list[tuple[Arrival, list[str]]] = field(default_factory=list)
 
     def observe(
@@ -125,80 +137,77 @@ class SessionGate:
     ) -> list[Arrival]:
         """``tracker.observe`` with the views of sessions replaced by whole sessions.
 
-        ``busy`` are names of items claimed now: a view of a session being worked on waits
-        until it is done, and then is a late view.
+        Videos and model outputs alike: ``<session>_<view>`` in the videos inbox, or in the
+        inference inbox. ``busy`` are names of items claimed now: a view of a session being
+        worked on waits until it is done, and then is a late view.
         """
         views = view_names(self.settings)
         if not views:
             return tracker.observe(found, now, covered)
-        videos = [a for a in found if a.kind == KIND]
-        groups = session_views([a.entries[0] for a in videos], views)
-        inbox = self.settings.folder(KIND)
+        groups = session_groups(found, views)
         sidecars = {
-            session: Arrival(KIND, session, (inbox / f"{session}.json",))
-            for session in groups
-            if (inbox / f"{session}.json").is_file()
+            key: Arrival(key[0], key[1], (path,))
+            for key in groups
+            if (path := self.settings.folder(key[0]) / f"{key[1]}.json").is_file()
         }
         settled = tracker.observe([*found, *sidecars.values()], now, covered)
         settled_keys = {a.key for a in settled}
-        members = {a.entries[0]: a for a in videos if a.entries[0] in _paths(groups)}
-        taken = [a for a in settled if a.entries[0] not in members and a not in sidecars.values()]
-        for session, by_view in groups.items():
-            if session in busy:
+        member_keys = {a.key for by_view in groups.values() for a in by_view.values()}
+        side_keys = {a.key for a in sidecars.values()}
+        taken = [a for a in settled if a.key not in member_keys and a.key not in side_keys]
+        for key, by_view in groups.items():
+            if key[1] in busy:
                 continue
-            sidecar = sidecars.get(session)
-            ready = self.ready(session, by_view, members, sidecar, settled_keys, views)
+            ready = self.ready(key, by_view, sidecars.get(key), settled_keys, views)
             if ready is not None:
                 taken.append(ready)
-        for session in set(self.first_seen) - set(groups):
-            self.first_seen.pop(session, None)
-            self.told.pop(session, None)
+        for key in set(self.first_seen) - set(groups):
+            self.first_seen.pop(key, None)
+            self.told.pop(key, None)
         return taken
 
     def ready(
         self,
-        session: str,
-        by_view: dict[str, Path],
-        members: dict[Path, Arrival],
+        key: tuple[str, str],
+        by_view: dict[str, Arrival],
         sidecar: Arrival | None,
         settled_keys: set[tuple[str, str]],
         views: list[str],
     ) -> Arrival | None:
         """The session's arrival once it can be taken; else None, its status saying why."""
+        kind, session = key
         project = self.settings.folder("project")
-        done = find_record(project, session, views) is not None
+        done = kind == KIND and find_record(project, session, views) is not None
         sidecar_path = sidecar.entries[0] if sidecar is not None else None
         wanted = list(by_view) if done else wanted_views(sidecar_path, views)
         missing = [view for view in wanted if view not in by_view]
         copying = [
-            view
-            for view in wanted
-            if view in by_view and members[by_view[view]].key not in settled_keys
+            view for view in wanted if view in by_view and by_view[view].key not in settled_keys
         ]
         if sidecar is not None and sidecar.key not in settled_keys:
             copying.append(sidecar.entries[0].name)
         if not missing and not copying:
-            self.first_seen.pop(session, None)
-            self.told.pop(session, None)
-            entries = [e for view in wanted for e in members[by_view[view]].entries]
-            return Arrival(KIND, session, (*entries, *(sidecar.entries if sidecar else ())))
-        since = self.waiting_since(session)
+            self.first_seen.pop(key, None)
+            self.told.pop(key, None)
+            entries = [e for view in wanted for e in by_view[view].entries]
+            return Arrival(kind, session, (*entries, *(sidecar.entries if sidecar else ())))
+        since = self.waiting_since(key)
         if missing and self.overdue(since):
-            self.fail_later(session, by_view, members, sidecar, missing, since)
+            self.fail_later(key, by_view, sidecar, missing, since)
             return None
-        self.tell(session, wanted, list(by_view), missing, copying, since)
+        self.tell(key, wanted, list(by_view), missing, copying, since)
         return None
 
-    def waiting_since(self, session: str) -> str:
+    def waiting_since(self, key: tuple[str, str]) -> str:
         """When a view of the session was first seen; kept across restarts in its status."""
-        if session not in self.first_seen:
-            status = self.status.read(KIND, session) or {}
+        if key not in self.first_seen:
+            status = self.status.read(*key) or {}
             since = status.get("waiting_since")
             keep = (
                 status.get("state") == ARRIVING and isinstance(since, str) and since.endswith("Z")
             )
-            self.first_seen[session] = str(since) if keep else utc_now()
-        return self.first_seen[session]
+            self.first_seen[key] = str(since) if keep else utc_now()
+        return self.first_seen[key]
 
     def overdue(self, since: str) -> bool:
         limit_h = self.settings.sessions.max_wait_h
@@ -212,15 +221,15 @@ class SessionGate:
 
     def fail_later(
         self,
-        session: str,
-        by_view: dict[str, Path],
-        members: dict[Path, Arrival],
+        key: tuple[str, str],
+        by_view: dict[str, Arrival],
         sidecar: Arrival | None,
         missing: list[str],
         since: str,
     ) -> None:
         """Queue the present views to be failed by the service, naming the missing ones."""
-        entries = [e for path in by_view.values() for e in members[path].entries]
+        kind, session = key
+        entries = [e for arrival in by_view.values() for e in arrival.entries]
         entries += list(sidecar.entries) if sidecar else []
         here = ", ".join(by_view)
         problem = (
@@ -230,13 +239,13 @@ class SessionGate:
             "views together with these again, or, to go without them, drop these again with "
             f'{session}.json holding {{"views": {json.dumps(list(by_view))}}}'
         )
-        self.expired.append((Arrival(KIND, session, tuple(entries)), [problem]))
-        self.first_seen.pop(session, None)
-        self.told.pop(session, None)
+        self.expired.append((Arrival(kind, session, tuple(entries)), [problem]))
+        self.first_seen.pop(key, None)
+        self.told.pop(key, None)
 
     def waiting(self) -> set[tuple[str, str]]:
         """The status keys of sessions waiting for views: their statuses are this gate's."""
-        return {(KIND, session) for session in self.first_seen}
+        return set(self.first_seen)
 
     def take_expired(self) -> list[tuple[Arrival, list[str]]]:
         expired, self.expired = self.expired, []
@@ -244,7 +253,7 @@ class SessionGate:
 
     def tell(
         self,
-        session: str,
+        key: tuple[str, str],
         wanted: list[str],
         here: list[str],
         missing: list[str],
@@ -252,6 +261,7 @@ class SessionGate:
         since: str,
     ) -> None:
         """Write the waiting session's status when what it waits for changed."""
+        kind, session = key
         limit = self.settings.sessions.max_wait_h
         if missing:
             message = (
@@ -265,13 +275,13 @@ class SessionGate:
                 f"Every view of session {session} is here; waiting for "
                 f"{', '.join(copying)} to finish copying."
             )
-        if self.told.get(session) == message:
+        if self.told.get(key) == message:
             return
-        self.told[session] = message
-        self.log.info("session waiting", name=session, missing=missing, copying=copying)
+        self.told[key] = message
+        self.log.info("session waiting", kind=kind, name=session, missing=missing, copying=copying)
         try:
             self.status.write(
-                KIND,
+                kind,
                 session,
                 ARRIVING,
                 message,
@@ -283,36 +293,63 @@ class SessionGate:
                 bundle=f"labeled-data/{view_folder(session, here[0])}",
             )
         except OSError:
-            self.log.exception("status not written", kind=KIND, name=session)
+            self.log.exception("status not written", kind=kind, name=session)
 
 
-def _paths(groups: dict[str, dict[str, Path]]) -> set[Path]:
-    return {path for by_view in groups.values() for path in by_view.values()}
+def session_of(arrival: Arrival, views: list[str]) -> tuple[str, str] | None:
+    """(session, view) of an arrival that is one view of a session: a video
+    ``<session>_<view>.<ext>``, or model outputs for the video ``<session>_<view>``."""
+    if arrival.kind == KIND:
+        first = arrival.entries[0]
+        return split_view(first.stem, views) if first.suffix.lower() in VIDEO_SUFFIXES else None
+    if arrival.kind == INFERENCE:
+        return split_view(arrival.name, views)
+    return None
+
+
+def session_groups(
+    found: list[Arrival], views: list[str]
+) -> dict[tuple[str, str], dict[str, Arrival]]:
+    """The arrivals that are views of sessions, by (kind, session), then view in view order."""
+    groups: dict[tuple[str, str], dict[str, Arrival]] = {}
+    for arrival in found:
+        split = session_of(arrival, views)
+        if split is not None:
+            groups.setdefault((arrival.kind, split[0]), {})[split[1]] = arrival
+    return {key: {v: by_view[v] for v in views if v in by_view} for key, by_view in groups.items()}
 
 
 # ----- the job ------------------------------------------------------------------------------
 
 
 def claimed_views(settings: Settings, item: ClaimedItem) -> dict[str, Path] | None:
-    """The view files of a claimed session, or None when the item is not a session."""
+    """The view files of a claimed session (videos, or for model outputs each view's first
+    file), or None when the item is not a session."""
+    views = view_names(settings)
+    if not views:
+        return None
+    if item.kind == INFERENCE:
+        found: dict[str, Path] = {}
+        for path in item.files:
+            role = file_role(path.name) if path.is_file() else ("folder", path.name)
+            split = split_view(member_stem(role[1]), views) if role is not None else None
+            if split is not None and split[0] == item.name and split[1] not in found:
+                found[split[1]] = path
+        return {v: found[v] for v in views if v in found} or None
     if item.kind != KIND:
         return None
     videos = [p for p in item.files if p.suffix.lower() in VIDEO_SUFFIXES]
     if any(path.stem == item.name for path in videos):
         return None
-    views = view_names(settings)
-    return session_views(videos, views).get(item.name) if views else None
+    return session_views(videos, views).get(item.name)
 
 
-def plan_job(settings: Settings, item: ClaimedItem) -> tuple[str, SessionOptions] | None:
-    """The handler and options of a claimed session; None when the item is not a session.
+def session_sidecar(item: ClaimedItem, views: list[str]) -> dict[str, Any]:
+    """The session sidecar's options, ``views`` taken out and ``offsets`` checked.
 
     Raises:
         InputError: the sidecar is bad, or a view brought a sidecar of its own.
     """
-    files = claimed_views(settings, item)
-    if files is None:
-        return None
     session = item.name
     sidecar_path = [p for p in item.files if p.name == f"{session}.json"]
     problems = [
@@ -322,7 +359,6 @@ def plan_job(settings: Settings, item: ClaimedItem) -> tuple[str, SessionOptions
         if p.suffix.lower() == ".json" and p.name != f"{session}.json"
     ]
     sidecar = read_sidecar(sidecar_path) if sidecar_path else {}
-    views = view_names(settings)
     chosen = sidecar.pop("views", None)
     if chosen is not None and not (
         isinstance(chosen, list) and chosen and all(v in views for v in chosen)
@@ -341,18 +377,42 @@ def plan_job(settings: Settings, item: ClaimedItem) -> tuple[str, SessionOptions
         )
     if problems:
         raise InputError(problems)
+    return sidecar
+
+
+def dated_views(project: Path, session: str, views: Iterable[str]) -> list[str]:
+    """Views whose folder already holds a session.json (the new one gets a dated name)."""
+    return [
+        v
+        for v in views
+        if (labelers.reports_folder(project, view_folder(session, v)) / SESSION_JSON).exists()
+    ]
+
+
+def plan_job(settings: Settings, item: ClaimedItem) -> tuple[str, BaseModel] | None:
+    """The handler and options of a claimed session; None when the item is not a session.
+
+    Raises:
+        InputError: the sidecar is bad, or a view brought a sidecar of its own.
+    """
+    files = claimed_views(settings, item)
+    if files is None:
+        refuse_single(settings, item)
+        return None
+    views = view_names(settings)
+    sidecar = session_sidecar(item, views)
+    session = item.name
+    offsets = sidecar.get("offsets", {})
     project = settings.folder("project")
+    if item.kind == INFERENCE:
+        return INFERENCE_HANDLER, inference_session_options(settings, item, files, sidecar)
     record = find_record(project, session, views)
     defaults: dict[str, Any] = {
         **settings.extract.model_dump(),
         "session": session,
         "files": {view: path.name for view, path in files.items()},
         "exclude_frames": excluded_frames(project, session, files, offsets),
-        "dated_views": [
-            v
-            for v in files
-            if (labelers.reports_folder(project, view_folder(session, v)) / SESSION_JSON).exists()
-        ],
+        "dated_views": dated_views(project, session, files),
     }
     if record is not None:
         defaults["fixed_frames"] = [int(i) for i in record["frames"]]
@@ -365,6 +425,56 @@ def plan_job(settings: Settings, item: ClaimedItem) -> tuple[str, SessionOptions
     options = validate_options(SessionOptions, defaults, sidecar, SIDECAR_KEYS - {"views"})
     assert isinstance(options, SessionOptions)
     return HANDLER, options
+
+
+def refuse_single(settings: Settings, item: ClaimedItem) -> None:
+    """Refuse a single video or model output in a multi-view app project: the app would flag
+    the ``CollectedData.csv`` it needs, and show its frames in no view.
+
+    Raises:
+        InputError: naming the project's views and the file names a session takes.
+    """
+    project = settings.folder("project")
+    if item.kind not in (KIND, INFERENCE) or not multiview.is_multiview_project(project):
+        return
+    views = multiview.read_view_names(project)
+    suffix = ".mp4" if item.kind == KIND else ".csv"
+    names = ", ".join(f"{item.name}_{view}{suffix}" for view in views)
+    what = "video" if item.kind == KIND else "model's predictions"
+    raise InputError(
+        [
+            f"{item.name}: this Lightning Pose app project is multi-view (view_names "
+            f"{', '.join(views)} in project.yaml), so a recording comes as a session: one "
+            f"{what} file per view, named <session>_<view>{suffix} ({names}), dropped together. "
+            "A single one would be labeled in CollectedData.csv, which the app flags in a "
+            "multi-view project. Rename the files that way and drop them again"
+        ]
+    )
+
+
+def inference_session_options(
+    settings: Settings, item: ClaimedItem, files: dict[str, Path], sidecar: dict[str, Any]
+) -> BaseModel:
+    """Options of a session's model outputs: [extract], [inference], then the sidecar."""
+    project = settings.folder("project")
+    videos = project / "videos"
+    session = item.name
+    defaults: dict[str, Any] = {
+        "frames_per_video": settings.extract.frames_per_video,
+        "frame_range": settings.extract.frame_range,
+        "context_frames": settings.extract.context_frames,
+        **settings.inference.model_dump(),
+        "session": session,
+        "views": list(files),
+        "exclude_frames": excluded_frames(project, session, files, sidecar.get("offsets", {})),
+        "video_candidates": {
+            view: project_videos(videos, view_folder(session, view)) for view in files
+        },
+        "video_folder": str(videos),
+        "dated_views": dated_views(project, session, files),
+    }
+    allowed = (INFERENCE_SIDECAR_KEYS | {"offsets"}) - {"views"}
+    return validate_options(InferenceSessionOptions, defaults, sidecar, allowed)
 
 
 def excluded_frames(
@@ -400,12 +510,13 @@ def publish_session(
             publish_apart(staging / stem, target, reports)
         elif (staging / stem).exists():
             publish_bundle(staging / stem, target)
-    keep = KINDS[KIND].keep_folder
+    keep = KINDS[item.kind].keep_folder
     kept = {path.name: move_without_replacing(path, keep(settings, path)) for path in item.files}
     names = {path.stem: path for path in kept.values()}
     if multiview.is_multiview_project(project):
-        multiview.queue_session(project, stems, by_view)
-        return []
+        guesses = multiview.model_guesses(project, stems) if item.kind == INFERENCE else {}
+        held = multiview.queue_session(project, stems, by_view, guesses)
+        return multiview.held_warning(held)
     warnings: list[str] = []
     for view, stem in stems.items():
         files = [name.split("/", 1)[1] for name in result.files if name.startswith(f"{stem}/")]

@@ -3,6 +3,7 @@
 predictions -- loading and checking DeepLabCut / Lightning Pose prediction and metric CSVs.
 hardness    -- pure functions: model-error signals, flags, frame scores, the choice.
 handler     -- the handler: which file is what, load, score, choose, export.
+session     -- a multi-view session's outputs: every view scored as above, one choice for all.
 """
 
 from handlers.inference.handler import (

@@ -12,6 +12,7 @@ recording is processed again.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from daemon.publish import move_without_replacing
 # at as the rest of it: a copier's pause, or a transfer resumed by hand, not a new session.
 REJOIN_WINDOW_S = 3600.0
 REJOINED_FILE = "rejoined.json"  # in the item's folder: what was joined, for its status
+STATE_FOLDER = "rejoin"  # in the work folder: <host>.json, what was taken, across restarts
+MAX_REMEMBERED = 2000  # a burst of clips must not make the state file grow without bound
 CHUNK = 1 << 20
 BLOCK = 4096
 
@@ -44,10 +47,19 @@ class Earlier:
 
 @dataclass
 class EarlierCopies:
-    """Single files taken in the last ``window_s``, by (kind, file name)."""
+    """Single files taken in the last ``window_s``, by (kind, file name).
+
+    With ``state_file`` the memory is kept on disk (written atomically on each change, read
+    on start), so a daemon restarted between the two parts of a copy still knows the first.
+    """
 
     window_s: float = REJOIN_WINDOW_S
+    state_file: Path | None = None
     _by_key: dict[tuple[str, str], Earlier] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.state_file is not None:
+            self._by_key = load(self.state_file, self.window_s, time.monotonic(), time.time())
 
     def taken(self, kind: str, path: Path, now: float) -> None:
         """Note a single file just claimed (its bytes are now at ``path``)."""
@@ -56,24 +68,51 @@ class EarlierCopies:
         except OSError:
             return
         taken_at = datetime.now(UTC).strftime("%H:%M:%S UTC")
+        self._by_key.pop((kind, path.name), None)  # newest last, for the bound
         self._by_key[(kind, path.name)] = Earlier(path, size, taken_at, now)
+        self.save()
 
     def moved(self, kind: str, name: str, path: Path, bundle: tuple[Path, ...] = ()) -> None:
         """Follow a noted file to where it went (published, failed), with its bundle."""
         earlier = self._by_key.get((kind, name))
         if earlier is not None:
             earlier.path, earlier.bundle = path, bundle
+            self.save()
+
+    def adopted(self, folder: Path) -> None:
+        """Follow noted files into an item ``folder`` (``<claims>/<host.pid>/<kind>/<item>``)
+        that a restarted daemon adopted from a dead daemon's claims folder."""
+        changed = False
+        for earlier in self._by_key.values():
+            item = earlier.path.parent.parent  # <item>/input/<file>
+            if (
+                item != folder
+                and (item.parent.name, item.name)
+                == (
+                    folder.parent.name,
+                    folder.name,
+                )
+                and item.parent.parent.parent == folder.parent.parent.parent
+            ):
+                earlier.path = folder / "input" / earlier.path.name
+                changed = True
+        if changed:
+            self.save()
 
     def items(self) -> list[tuple[tuple[str, str], Earlier]]:
         return list(self._by_key.items())
 
     def forget(self, kind: str, name: str) -> None:
-        self._by_key.pop((kind, name), None)
+        if self._by_key.pop((kind, name), None) is not None:
+            self.save()
 
     def get(self, arrival: Arrival, now: float) -> Earlier | None:
         """The earlier part this single-file arrival may be the rest of, if any."""
-        for key in [k for k, e in self._by_key.items() if now - e.since > self.window_s]:
+        expired = [k for k, e in self._by_key.items() if now - e.since > self.window_s]
+        for key in expired:
             del self._by_key[key]
+        if expired:
+            self.save()
         entry = arrival.entries[0]
         earlier = self._by_key.get((arrival.kind, entry.name))
         if earlier is None or len(arrival.entries) != 1:
@@ -95,6 +134,53 @@ class EarlierCopies:
             if earlier is not None:
                 found[arrival.key] = earlier.size
         return found
+
+    def save(self) -> None:
+        """Keep the memory on disk; a failed write only costs the memory across a restart."""
+        if self.state_file is None:
+            return
+        while len(self._by_key) > MAX_REMEMBERED:
+            del self._by_key[next(iter(self._by_key))]
+        with contextlib.suppress(OSError):
+            write_json_atomic(self.state_file, [dump(k, e) for k, e in self._by_key.items()])
+
+
+def dump(key: tuple[str, str], earlier: Earlier) -> dict[str, object]:
+    return {
+        "kind": key[0],
+        "name": key[1],
+        "path": str(earlier.path),
+        "size": earlier.size,
+        "taken_at": earlier.taken_at,
+        "wall": earlier.wall,
+        "bundle": [str(folder) for folder in earlier.bundle],
+    }
+
+
+def load(
+    state_file: Path, window_s: float, now: float, wall_now: float
+) -> dict[tuple[str, str], Earlier]:
+    """The remembered copies still within ``window_s`` (by the wall clock, which outlives the
+    process); an unreadable or malformed file is an empty memory, never an error."""
+    found: dict[tuple[str, str], Earlier] = {}
+    data = read_json(state_file)
+    for entry in data if isinstance(data, list) else []:
+        try:
+            age = wall_now - float(entry["wall"])
+            if not 0 <= age <= window_s:
+                continue
+            earlier = Earlier(
+                Path(entry["path"]),
+                int(entry["size"]),
+                str(entry["taken_at"]),
+                now - age,
+                tuple(Path(folder) for folder in entry.get("bundle", [])),
+                float(entry["wall"]),
+            )
+            found[(str(entry["kind"]), str(entry["name"]))] = earlier
+        except (KeyError, TypeError, ValueError, AttributeError):
+            continue
+    return dict(list(found.items())[-MAX_REMEMBERED:])
 
 
 def continues(earlier: Path, later: Path) -> bool:

@@ -117,7 +117,8 @@ class Daemon:
         self.arriving = arriving.ArrivingReporter(self.status, log=self.log)
         self.page = status_page.StatusPage(self.status.folder, self.settings.folder("project"))
         self.started_at = st.utc_now()
-        self.earlier = rejoin.EarlierCopies()
+        state = self.settings.folder("work") / rejoin.STATE_FOLDER / f"{host}.json"
+        self.earlier = rejoin.EarlierCopies(state_file=state)  # kept across restarts
         self.told_rest: set[tuple[str, str]] = set()
         self.told_odd: dict[tuple[str, str], list[str]] = {}
         self.executor = make_executor(self.settings.workers, lambda: self.wake.set())
@@ -155,6 +156,7 @@ class Daemon:
         self.claims.open()
         for item in self.claims.adopt_orphans():
             self.log.info("adopted", kind=item.kind, name=item.name, folder=str(item.folder))
+            self.earlier.adopted(item.folder)
             self.waiting.append(Waiting(item))
 
     def request_stop(self, reason: str = "") -> None:
@@ -906,6 +908,7 @@ class Daemon:
                 os.utime(self.claims.folder / OWNER_FILE)
             for item in self.claims.adopt_orphans():  # a daemon of this host died meanwhile
                 self.log.info("adopted", kind=item.kind, name=item.name, folder=str(item.folder))
+                self.earlier.adopted(item.folder)
                 self.waiting.append(Waiting(item))
             for waiting in self.waiting:
                 waiting.not_before = 0.0  # the sweep is a retry for everything waiting

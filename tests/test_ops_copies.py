@@ -327,3 +327,88 @@ def test_mp4_that_never_gets_its_index_fails_saying_so(fw: Framewatch) -> None:
     assert 2 == len(events(fw, "started", name="cutmp4"))
     assert (fw.failed("videos") / "cutmp4.mp4").read_bytes() == data[: len(data) // 2]
     assert 0 == fw.stop()
+
+
+def restart(fw: Framewatch, kill: bool) -> None:
+    """Stop the daemon (SIGTERM, or kill -9) and start a new one on the same root."""
+    if kill:
+        fw.kill()
+    else:
+        assert 0 == fw.stop()
+    started = len(events(fw, "watching"))
+    fw.start()
+    fw.wait_for(lambda: len(events(fw, "watching")) > started, 60, "the new daemon to watch")
+
+
+def test_rest_after_a_restart_is_joined_to_the_published_part(fw: Framewatch) -> None:
+    """The part of a copy is published, the daemon is restarted, then rsync --partial resumed
+    renames the whole file over the name: the new daemon still knows the part (the memory of
+    what was taken is kept in work/rejoin/), sets it and its bundle aside, and makes one
+    bundle from the whole recording."""
+    fw.settle_s = 0.6
+    fw.extra_config = FAST
+    fw.write_config()
+    data = without_frame_counts(mjpg_video(fw.root / "src", "rp", 300))
+    part = data[: len(data) // 3]
+    fw.start()
+    inbox = fw.inbox("videos")
+    (inbox / "rp.avi").write_bytes(part)
+    first = fw.wait_state("videos", "rp", timeout=120)
+    assert "complete" == first["state"] and first["report"]["frame_count"] < 150, first
+    restart(fw, kill=False)
+    hidden = inbox / ".rp.avi.Zx56Cv"
+    hidden.write_bytes(data)
+    hidden.rename(inbox / "rp.avi")
+    status = fw.wait_for(
+        lambda: (
+            (s := fw.status("videos", "rp")) and s.get("report", {}).get("frame_count") == 300 and s
+        ),
+        120,
+        "the bundle of the whole recording",
+    )
+    assert "complete" == status["state"], status
+    assert data == (fw.project / "videos" / "rp.avi").read_bytes()
+    assert ["rp.avi"] == sorted(p.name for p in (fw.project / "videos").iterdir())
+    aside = fw.root / "archive" / "superseded" / "videos"
+    assert part == (aside / "rp.avi").read_bytes()
+    assert (aside / "bundles" / "rp").is_dir()
+    assert any("is the rest of the copy" in w for w in status["warnings"]), status
+    assert ["rp"] == sorted(p.name for p in (fw.project / "labeled-data").iterdir())
+    assert 0 == fw.stop()
+
+
+def test_rest_after_a_crash_is_joined_to_the_part_still_waiting(fw: Framewatch) -> None:
+    """A third of a copy is taken (short, it waits), the daemon is killed (kill -9) and
+    restarted, then the copier reopens the path and writes the rest at its offsets: the new
+    daemon adopts the waiting part, recognises the sparse new file as its rest, and publishes
+    one intact recording."""
+    fw.settle_s = 0.6
+    fw.extra_config = RETRY.format(attempts=8)
+    fw.write_config()
+    data = mjpg_video(fw.root / "src", "dk", 600)
+    third = len(data) // 3
+    fw.start()
+    target = fw.inbox("videos") / "dk.avi"
+    target.write_bytes(data[:third])
+    wait_short(fw, "dk", 600)
+    restart(fw, kill=True)
+    fw.wait_for(lambda: events(fw, "adopted", name="dk"), 60, "the part to be adopted")
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        for offset, chunk in pieces(data[third:], 4):
+            os.pwrite(fd, chunk, third + offset)
+            os.fsync(fd)
+            time.sleep(0.1)
+    finally:
+        os.close(fd)
+    status = fw.wait_for(
+        lambda: (s := fw.status("videos", "dk")) and s["state"] in ("complete", "failed") and s,
+        120,
+        "the recording to be done",
+    )
+    assert "complete" == status["state"], status
+    assert 600 == status["report"]["frame_count"]
+    assert data == (fw.project / "videos" / "dk.avi").read_bytes()
+    assert [data[:third]] == [path.read_bytes() for path in superseded(fw, "dk")]
+    assert ["dk"] == sorted(p.name for p in (fw.project / "labeled-data").iterdir())
+    assert 0 == fw.stop()

@@ -13,11 +13,15 @@ recording is processed again.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from daemon.atomic import read_json, write_json_atomic
 from daemon.inbox import Arrival
@@ -31,6 +35,7 @@ STATE_FOLDER = "rejoin"  # in the work folder: <host>.json, what was taken, acro
 MAX_REMEMBERED = 2000  # a burst of clips must not make the state file grow without bound
 CHUNK = 1 << 20
 BLOCK = 4096
+ZERO = bytes(BLOCK)
 
 
 @dataclass
@@ -183,44 +188,156 @@ def load(
     return dict(list(found.items())[-MAX_REMEMBERED:])
 
 
+def data_ranges(fd: int, size: int) -> list[tuple[int, int]]:
+    """The written (non-hole) ranges of the file's first ``size`` bytes; a hole reads as
+    zeros, so it never needs reading. One range when the filesystem cannot tell."""
+    ranges: list[tuple[int, int]] = []
+    offset = 0
+    try:
+        while offset < size:
+            start = os.lseek(fd, offset, os.SEEK_DATA)
+            if start >= size:
+                break
+            end = min(os.lseek(fd, start, os.SEEK_HOLE), size)
+            ranges.append((start, end))
+            offset = end
+    except OSError as exc:  # ENXIO: no data after offset; EINVAL: no SEEK_DATA here
+        if exc.errno != errno.ENXIO:
+            return [(0, size)]
+    return ranges
+
+
+def written_blocks(fd: int, size: int) -> list[tuple[int, int]]:
+    """``data_ranges`` widened to whole blocks and merged: outside them every block of the
+    first ``size`` bytes is a hole (zero, not written)."""
+    merged: list[tuple[int, int]] = []
+    for start, end in data_ranges(fd, size):
+        start, end = start - start % BLOCK, min(-(-end // BLOCK) * BLOCK, size)
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def foreign_blocks(earlier: Path, later: Path) -> list[int] | None:
+    """Offsets of the blocks of ``later``'s first ``len(earlier)`` bytes that differ from
+    ``earlier`` but are still zero (the copier has not written them yet); None when one of
+    them holds other bytes (or ``later`` is not longer): not the rest of the same copy.
+
+    Holes are not read, the rest is read in chunks and compared with memcmp: meant for a
+    thread, off the loop.
+    """
+    size = earlier.stat().st_size
+    if later.stat().st_size <= size:
+        return None
+    unwritten: list[int] = []
+    with earlier.open("rb") as old, later.open("rb") as new:
+        position = 0
+        for start, end in [*written_blocks(new.fileno(), size), (size, size)]:
+            unwritten += range(position, start, BLOCK)  # a hole in later: not written yet
+            for offset in range(start, end, CHUNK):
+                length = min(CHUNK, end - offset)
+                old.seek(offset)
+                new.seek(offset)
+                a, b = old.read(length), new.read(length)
+                if a == b:
+                    continue
+                for i in range(0, len(a), BLOCK):
+                    mine, theirs = a[i : i + BLOCK], b[i : i + BLOCK]
+                    if mine != theirs:
+                        if theirs != ZERO[: len(theirs)]:
+                            return None
+                        unwritten.append(offset + i)
+            position = end
+    return unwritten
+
+
 def continues(earlier: Path, later: Path) -> bool:
     """True when ``later`` is longer than ``earlier`` and each of its first bytes is either
     the earlier file's or still zero (not written yet): the rest of the same copy."""
-    size = earlier.stat().st_size
-    if later.stat().st_size <= size:
-        return False
-    with earlier.open("rb") as old, later.open("rb") as new:
-        for offset in range(0, size, CHUNK):
-            a = old.read(min(CHUNK, size - offset))
-            b = new.read(len(a))
-            if a != b and any(
-                b[i : i + BLOCK] != a[i : i + BLOCK] and any(b[i : i + BLOCK])
-                for i in range(0, len(a), BLOCK)
-            ):
-                return False
-    return True
+    return foreign_blocks(earlier, later) is not None
 
 
-def fill_start(earlier: Path, later: Path) -> int:
+def fill_start(earlier: Path, later: Path, blocks: list[int] | None = None) -> int:
     """Write the earlier part's bytes into the blocks of ``later`` not written yet (zero);
     the number of bytes filled in. Nothing written by the copier is changed."""
-    size = earlier.stat().st_size
+    if blocks is None:
+        blocks = foreign_blocks(earlier, later) or []
     filled = 0
     with earlier.open("rb") as old, later.open("r+b") as new:
-        for offset in range(0, size, CHUNK):
-            a = old.read(min(CHUNK, size - offset))
-            new.seek(offset)
-            b = new.read(len(a))
-            if a == b:
-                continue
-            for i in range(0, len(a), BLOCK):
-                if b[i : i + BLOCK] != a[i : i + BLOCK]:
-                    new.seek(offset + i)
-                    new.write(a[i : i + BLOCK])
-                    filled += len(a[i : i + BLOCK])
+        for start, count in runs(blocks):
+            for offset in range(start, start + count * BLOCK, CHUNK):
+                old.seek(offset)
+                data = old.read(min(CHUNK, start + count * BLOCK - offset))
+                new.seek(offset)
+                new.write(data)
+                filled += len(data)
         new.flush()
         os.fsync(new.fileno())
     return filled
+
+
+def runs(blocks: list[int]) -> list[tuple[int, int]]:
+    """Ascending block offsets as (first offset, number of consecutive blocks)."""
+    found: list[tuple[int, int]] = []
+    for offset in blocks:
+        if found and found[-1][0] + found[-1][1] * BLOCK == offset:
+            found[-1] = (found[-1][0], found[-1][1] + 1)
+        else:
+            found.append((offset, 1))
+    return found
+
+
+def prepare(earlier: Path, later: Path) -> bool:
+    """The reading and writing part of a join, for a thread: True (and ``later`` filled in
+    from ``earlier``) when ``later`` is the rest of ``earlier``."""
+    blocks = foreign_blocks(earlier, later)
+    if blocks is None:
+        return False
+    fill_start(earlier, later, blocks)
+    return True
+
+
+@dataclass
+class Pending:
+    """A claimed file being compared with its earlier part in a thread."""
+
+    item: Any  # daemon.claim.ClaimedItem
+    earlier: Earlier
+    future: Future[bool]
+
+
+@dataclass
+class Joins:
+    """Comparisons of a claimed file with its earlier part, run in one thread so that
+    reading gigabytes never holds up the loop; the loop collects them with ``done``."""
+
+    _pending: list[Pending] = field(default_factory=list)
+    _pool: ThreadPoolExecutor | None = None
+
+    def begin(self, item: Any, earlier: Earlier, later: Path, wake: Callable[[], None]) -> None:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rejoin")
+        future = self._pool.submit(prepare, earlier.path, later)
+        future.add_done_callback(lambda _: wake())
+        self._pending.append(Pending(item, earlier, future))
+
+    def done(self, wait: bool = False) -> list[Pending]:
+        """The comparisons that finished (all of them, waiting, with ``wait``)."""
+        finished = [p for p in self._pending if wait or p.future.done()]
+        for pending in finished:
+            self._pending.remove(pending)
+            with contextlib.suppress(Exception):
+                pending.future.exception()  # wait for it
+        return finished
+
+    def reading(self, folder: Path) -> bool:
+        """True while an earlier part in ``folder`` (a waiting item's input) is being read."""
+        return any(p.earlier.path.parent == folder for p in self._pending)
+
+    def __len__(self) -> int:
+        return len(self._pending)
 
 
 @dataclass(frozen=True)
@@ -245,9 +362,11 @@ class Joined:
         )
 
 
-def join(earlier: Earlier, later: Path, aside: Path) -> Joined:
-    """Make ``later`` the whole copy and set the earlier part and its bundle ``aside``."""
-    fill_start(earlier.path, later)
+def join(earlier: Earlier, later: Path, aside: Path, filled: bool = False) -> Joined:
+    """Make ``later`` the whole copy and set the earlier part and its bundle ``aside``
+    (``filled``: ``prepare`` already filled its start)."""
+    if not filled:
+        fill_start(earlier.path, later)
     kept = move_without_replacing(earlier.path, aside)
     bundles = [
         str(move_without_replacing(folder, aside / "bundles"))

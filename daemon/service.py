@@ -120,6 +120,7 @@ class Daemon:
         state = self.settings.folder("work") / rejoin.STATE_FOLDER / f"{host}.json"
         self.earlier = rejoin.EarlierCopies(state_file=state)  # kept across restarts
         self.told_rest: set[tuple[str, str]] = set()
+        self.joins = rejoin.Joins()  # claimed rests compared with their first part, off the loop
         self.told_odd: dict[tuple[str, str], list[str]] = {}
         self.executor = make_executor(self.settings.workers, lambda: self.wake.set())
         self.executor_problem: str | None = None
@@ -229,7 +230,9 @@ class Daemon:
             self.stopping.wait(self.settings.watch.settle_s)
         self.scan(time.monotonic())  # what is settled now is all this pass takes
         blocked_since: float | None = None
-        while not self.stopping.is_set() and (self.settled or self.waiting or self.running):
+        while not self.stopping.is_set() and (
+            self.settled or self.waiting or self.running or self.joins
+        ):
             with self.guarded_turn():
                 self.dispatch()
                 self.poll_running()
@@ -294,6 +297,7 @@ class Daemon:
         for running in list(self.running.values()):
             self.put_back(running.item)
         self.running.clear()
+        self.waiting += [Waiting(pending.item) for pending in self.joins.done(wait=True)]
         for waiting in self.waiting:
             self.put_back(waiting.item)
         self.waiting.clear()
@@ -445,11 +449,15 @@ class Daemon:
         """Start queued items while workers are free; one item per bundle folder at a time."""
         limit = self.settings.workers.max_workers
         now = time.monotonic()
+        for pending in self.joins.done():
+            self.rejoin(pending)
         if not self.executor_ready():
             return
         for waiting in list(self.waiting):
             if len(self.running) >= limit:
                 return
+            if self.joins.reading(waiting.item.input):
+                continue  # the first part of a copy whose rest is being compared with it
             if waiting.not_before <= now and not self.bundle_busy(waiting.item.name):
                 self.waiting.remove(waiting)
                 self.start(waiting.item)
@@ -462,9 +470,10 @@ class Daemon:
             self.tracker.forget(arrival)
             earlier = self.earlier.get(arrival, now)
             item = self.claim(arrival)
-            if item is not None:
-                if earlier is not None:
-                    self.rejoin(item, earlier)
+            if item is not None and earlier is not None:
+                later = item.input / item.origins[0].name
+                self.joins.begin(item, earlier, later, self.wake.set)  # read in a thread
+            elif item is not None:
                 self.start(item)
 
     def bundle_busy(self, name: str) -> bool:
@@ -489,17 +498,20 @@ class Daemon:
                 self.earlier.taken(item.kind, taken, time.monotonic())
         return item
 
-    def rejoin(self, item: ClaimedItem, earlier: rejoin.Earlier) -> None:
-        """Make a claimed file that is the rest of an earlier copy the whole copy again; the
-        earlier part, and an item or bundle made from it, are set aside (see rejoin.py)."""
+    def rejoin(self, pending: rejoin.Pending) -> None:
+        """Once the thread compared a claimed file with an earlier copy (and filled its start),
+        make it the whole copy again; the earlier part, and an item or bundle made from it, are
+        set aside (see rejoin.py). The item then waits for a worker."""
+        item, earlier = pending.item, pending.earlier
+        self.waiting.append(Waiting(item))
         log = self.log.bind(kind=item.kind, name=item.name)
         try:
             later = item.input / item.origins[0].name
-            if not rejoin.continues(earlier.path, later):
+            if not pending.future.result():
                 return
             holder = next((w for w in self.waiting if w.item.input == earlier.path.parent), None)
             aside = self.settings.folder("archive") / "superseded" / item.kind
-            joined = rejoin.join(earlier, later, aside)
+            joined = rejoin.join(earlier, later, aside, filled=True)
             if holder is not None:
                 self.waiting.remove(holder)
                 release(holder.item)

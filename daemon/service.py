@@ -418,7 +418,7 @@ class Daemon:
         odd = {
             (kind, name): problems
             for kind, inbox in self.inboxes().items()
-            for name, problems in links.inbox_odd(inbox).items()
+            for name, problems in links.inbox_odd(inbox, kind).items()
         }
         for (kind, name), problems in odd.items():
             if self.told_odd.get((kind, name)) != problems:
@@ -531,6 +531,7 @@ class Daemon:
                 self.resettle(item)
                 return
             links.refuse_odd(item.files)  # never read through a link (a folder drop's member)
+            links.refuse_unreadable(item.files)  # a permission problem, retried: not "no video"
             saved = read_json(item.folder / RESULT_FILE)
             if isinstance(saved, dict):
                 log.info("publishing saved result")

@@ -25,6 +25,7 @@ from typing import Any
 
 from daemon.atomic import read_json, write_json_atomic
 from daemon.inbox import Arrival
+from daemon.labelers import lightning_pose
 from daemon.publish import move_without_replacing
 
 # How long after a file was taken (or published, or failed) a file of the same name is looked
@@ -350,15 +351,21 @@ class Joined:
     taken_at: str
     kept: str
     bundle_kept: tuple[str, ...]
+    unqueued: int = 0  # its frames taken off the Lightning Pose app's queue
 
     def message(self) -> str:
         moved = "; the bundle made from it was moved to " + ", ".join(self.bundle_kept)
+        unqueued = (
+            f" Its {self.unqueued} frames waiting to be labeled in the Lightning Pose app were "
+            "taken off the queue (labeled frames keep their lines)."
+        )
         return (
             f"{self.name} is the rest of the copy taken at {self.taken_at} "
             f"({self.earlier_size} bytes then, {self.size} now): it was joined to it and the "
             f"whole recording is processed again. The earlier part was kept as {self.kept}"
             + (moved if self.bundle_kept else "")
             + "."
+            + (unqueued if self.unqueued else "")
         )
 
 
@@ -373,8 +380,20 @@ def join(earlier: Earlier, later: Path, aside: Path, filled: bool = False) -> Jo
         for folder in earlier.bundle
         if folder.exists()
     ]
+    unqueued = sum(
+        lightning_pose.unqueue_superseded(folder.parent.parent, folder.name)
+        for folder in earlier.bundle
+        if folder.parent.name == "labeled-data"
+        and lightning_pose.is_app_project(folder.parent.parent)
+    )
     joined = Joined(
-        later.name, earlier.size, later.stat().st_size, earlier.taken_at, str(kept), tuple(bundles)
+        later.name,
+        earlier.size,
+        later.stat().st_size,
+        earlier.taken_at,
+        str(kept),
+        tuple(bundles),
+        unqueued,
     )
     return joined
 

@@ -6,6 +6,7 @@ published whole, from all of its frames, or not at all.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -411,4 +412,52 @@ def test_rest_after_a_crash_is_joined_to_the_part_still_waiting(fw: Framewatch) 
     assert data == (fw.project / "videos" / "dk.avi").read_bytes()
     assert [data[:third]] == [path.read_bytes() for path in superseded(fw, "dk")]
     assert ["dk"] == sorted(p.name for p in (fw.project / "labeled-data").iterdir())
+    assert 0 == fw.stop()
+
+
+APP_PROJECT = "schema_version: 1\nview_names: []\nkeypoint_names:\n  - nose\n  - tail_base\n"
+QUEUE = "CollectedData.unlabeled.jsonl"
+
+
+def test_rest_of_a_published_part_takes_its_frames_off_the_app_queue(fw: Framewatch) -> None:
+    """In a Lightning Pose app project, the part of a copy is published and its frames are
+    queued to label; one is labeled meanwhile. When the rest replaces the part, the part's
+    frames still waiting leave the queue (their images went aside with its bundle); the
+    labeled one and another video's lines stay; every queued frame of the video is an image
+    of the new bundle."""
+    fw.settle_s = 0.6
+    fw.extra_config = FAST
+    fw.write_config()
+    fw.project.mkdir(parents=True, exist_ok=True)
+    (fw.project / "project.yaml").write_text(APP_PROJECT)
+    data = without_frame_counts(mjpg_video(fw.root / "src", "lq", 300))
+    fw.start()
+    inbox = fw.inbox("videos")
+    (inbox / "lq.avi").write_bytes(data[: len(data) // 3])
+    first = fw.wait_state("videos", "lq", timeout=120)
+    assert "complete" == first["state"], first
+    queue = fw.project / QUEUE
+    old = [json.loads(line)["frame_path"] for line in queue.read_text().splitlines()]
+    assert len(old) >= 2, old
+    labeled = old[0]
+    with (fw.project / "CollectedData.csv").open("a") as labels:
+        labels.write(f"{labeled},10,20,30,40\n")
+    other = json.dumps({"frame_path": "labeled-data/other/img00000007.png", "predictions": None})
+    queue.write_text(queue.read_text() + other + "\n")
+    hidden = inbox / ".lq.avi.Rt78Yu"
+    hidden.write_bytes(data)
+    hidden.rename(inbox / "lq.avi")
+    status = fw.wait_for(
+        lambda: (
+            (s := fw.status("videos", "lq")) and s.get("report", {}).get("frame_count") == 300 and s
+        ),
+        120,
+        "the bundle of the whole recording",
+    )
+    assert "complete" == status["state"], status
+    assert any("taken off the queue" in w for w in status["warnings"]), status
+    paths = [json.loads(line)["frame_path"] for line in queue.read_text().splitlines()]
+    assert labeled in paths and "labeled-data/other/img00000007.png" in paths, paths
+    mine = [p for p in paths if p.startswith("labeled-data/lq/") and p != labeled]
+    assert mine and all((fw.project / p).is_file() for p in mine), paths
     assert 0 == fw.stop()

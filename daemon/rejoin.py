@@ -142,13 +142,18 @@ class EarlierCopies:
         return found
 
     def save(self) -> None:
-        """Keep the memory on disk; a failed write only costs the memory across a restart."""
+        """Keep the memory on disk; a failed write only costs the memory across a restart.
+
+        Atomic but not fsynced: a daemon killed keeps it (the page cache does), only a power
+        loss may lose the last change, and a burst of claims pays no fsync each.
+        """
         if self.state_file is None:
             return
         while len(self._by_key) > MAX_REMEMBERED:
             del self._by_key[next(iter(self._by_key))]
         with contextlib.suppress(OSError):
-            write_json_atomic(self.state_file, [dump(k, e) for k, e in self._by_key.items()])
+            state = [dump(key, earlier) for key, earlier in self._by_key.items()]
+            write_json_atomic(self.state_file, state, durable=False)
 
 
 def dump(key: tuple[str, str], earlier: Earlier) -> dict[str, object]:
@@ -247,9 +252,11 @@ def foreign_blocks(earlier: Path, later: Path) -> list[int] | None:
                 for i in range(0, len(a), BLOCK):
                     mine, theirs = a[i : i + BLOCK], b[i : i + BLOCK]
                     if mine != theirs:
-                        if theirs != ZERO[: len(theirs)]:
+                        if theirs != ZERO[: len(theirs)] and any(
+                            b and a != b for a, b in zip(mine, theirs, strict=True)
+                        ):  # a byte the copier wrote that is not the earlier part's
                             return None
-                        unwritten.append(offset + i)
+                        unwritten.append(offset + i)  # (partly) unwritten: fill it
             position = end
     return unwritten
 

@@ -49,6 +49,7 @@ class Earlier:
     since: float  # monotonic
     bundle: tuple[Path, ...] = ()
     wall: float = field(default_factory=time.time)  # when it was taken, as files' times go
+    item: str = ""  # the item's name (its status, its bundle): the stem, or the whole name
 
 
 @dataclass
@@ -67,15 +68,15 @@ class EarlierCopies:
         if self.state_file is not None:
             self._by_key = load(self.state_file, self.window_s, time.monotonic(), time.time())
 
-    def taken(self, kind: str, path: Path, now: float) -> None:
-        """Note a single file just claimed (its bytes are now at ``path``)."""
+    def taken(self, kind: str, path: Path, now: float, item: str = "") -> None:
+        """Note a single file just claimed (its bytes are now at ``path``) for ``item``."""
         try:
             size = path.lstat().st_size
         except OSError:
             return
         taken_at = datetime.now(UTC).strftime("%H:%M:%S UTC")
         self._by_key.pop((kind, path.name), None)  # newest last, for the bound
-        self._by_key[(kind, path.name)] = Earlier(path, size, taken_at, now)
+        self._by_key[(kind, path.name)] = Earlier(path, size, taken_at, now, item=item)
         self.save()
 
     def moved(self, kind: str, name: str, path: Path, bundle: tuple[Path, ...] = ()) -> None:
@@ -107,6 +108,11 @@ class EarlierCopies:
 
     def items(self) -> list[tuple[tuple[str, str], Earlier]]:
         return list(self._by_key.items())
+
+    def names(self) -> dict[tuple[str, str], str]:
+        """(kind, item name) -> the file taken under it, for the files taken lately: a later
+        file of the same stem and another name is another recording (see collisions.py)."""
+        return {(kind, e.item): name for (kind, name), e in self._by_key.items() if e.item}
 
     def forget(self, kind: str, name: str) -> None:
         if self._by_key.pop((kind, name), None) is not None:
@@ -165,6 +171,7 @@ def dump(key: tuple[str, str], earlier: Earlier) -> dict[str, object]:
         "taken_at": earlier.taken_at,
         "wall": earlier.wall,
         "bundle": [str(folder) for folder in earlier.bundle],
+        "item": earlier.item,
     }
 
 
@@ -187,6 +194,7 @@ def load(
                 now - age,
                 tuple(Path(folder) for folder in entry.get("bundle", [])),
                 float(entry["wall"]),
+                str(entry.get("item", "")),
             )
             found[(str(entry["kind"]), str(entry["name"]))] = earlier
         except (KeyError, TypeError, ValueError, AttributeError):

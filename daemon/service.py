@@ -362,6 +362,7 @@ class Daemon:
                 )
         taken = [r.item for r in self.running.values()] + [w.item for w in self.waiting]
         in_use = {(i.kind, i.name): i.origins[0].name for i in taken if i.origins}
+        in_use = {**self.earlier.names(), **in_use}  # and files taken in the last hour
         found = collisions.tell_apart(found, in_use)
         covered = self.earlier.covered(found, now)
         settled = self.sessions.observe(self.tracker, found, now, self.busy_names(), covered)
@@ -495,7 +496,7 @@ class Daemon:
             log.info("claimed", folder=str(item.folder))
             if len(arrival.entries) == 1 and item.files:
                 taken = item.input / arrival.entries[0].name
-                self.earlier.taken(item.kind, taken, time.monotonic())
+                self.earlier.taken(item.kind, taken, time.monotonic(), item.name)
         return item
 
     def rejoin(self, pending: rejoin.Pending) -> None:

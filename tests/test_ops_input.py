@@ -229,3 +229,24 @@ def test_unreadable_video_waits_as_a_permission_problem(fw: Framewatch) -> None:
     assert "complete" == status["state"], status
     assert not (fw.root / "failed").exists() or not list((fw.root / "failed").rglob("locked*"))
     assert 0 == fw.stop()
+
+
+def test_second_recording_of_a_stem_coming_later_keeps_both_outcomes(fw: Framewatch) -> None:
+    """mouse4.mp4 is published; mouse4.avi (damaged) comes later: it goes by its whole file
+    name, so its failure does not overwrite the published one's status (nor touch its
+    bundle), and both stay visible."""
+    fw.settle_s = 0.3
+    fw.extra_config = FAST
+    fw.write_config()
+    inbox = fw.inbox("videos")
+    fw.start()
+    drop(make_video(fw.root / "src", "mouse4", 60), inbox)
+    good = fw.wait_state("videos", "mouse4")
+    assert "complete" == good["state"], good
+    (inbox / "mouse4.avi").write_text("not a video\n" * 100)
+    damaged = fw.wait_state("videos", "mouse4.avi")
+    assert "failed" == damaged["state"], damaged
+    assert "mouse4.avi could not be opened" in damaged["message"], damaged
+    assert "complete" == fw.status("videos", "mouse4")["state"]  # type: ignore[index]
+    assert (fw.failed("videos") / "mouse4.avi").is_file() and fw.bundle("mouse4").is_dir()
+    assert 0 == fw.stop()

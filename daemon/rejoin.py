@@ -114,6 +114,21 @@ class EarlierCopies:
         file of the same stem and another name is another recording (see collisions.py)."""
         return {(kind, e.item): name for (kind, name), e in self._by_key.items() if e.item}
 
+    def written_on_in(self, failed: Path) -> list[tuple[str, str, Earlier]]:
+        """Files followed into ``failed`` that grew since they were taken, as (kind, file
+        name, where): a copier holding the file open writes on into it there (an .mp4
+        failed for its missing index)."""
+        found = []
+        for (kind, name), earlier in self._by_key.items():
+            if earlier.path.is_relative_to(failed):
+                try:
+                    grew = earlier.path.lstat().st_size > earlier.size
+                except OSError:
+                    continue
+                if grew:
+                    found.append((kind, name, earlier))
+        return found
+
     def forget(self, kind: str, name: str) -> None:
         if self._by_key.pop((kind, name), None) is not None:
             self.save()
@@ -438,3 +453,22 @@ def follow(kept: list[Path], name: str) -> Path | None:
         if path.name == name or (path.name.startswith(stem + ".") and path.suffix == suffix):
             return path
     return None
+
+
+def put_back_message(name: str, failed_at: Path) -> str:
+    return (
+        f"{name} was written on in failed/ after it was failed (at {failed_at}): its copy was "
+        "still going on. It was put back in the inbox and is taken again once the copy has "
+        "been still for a while."
+    )
+
+
+def put_back(path: Path, target: Path) -> bool:
+    """Rename ``path`` to ``target`` unless something is there already (a new drop)."""
+    if target.exists():
+        return False
+    try:
+        os.rename(path, target)
+    except OSError:
+        return False
+    return True

@@ -372,6 +372,7 @@ class Daemon:
         self.tell_rest(found, now, set(covered))
         self.tell_odd()
         self.set_late_sidecars_aside(found)
+        self.put_back_written_on()
         fresh = {a.key: a for a in settled if a.key not in self.running}
         self.note_arriving(found, fresh, now)
         for key, arrival in fresh.items():
@@ -445,6 +446,16 @@ class Daemon:
                     continue
                 self.log.warning("late sidecar set aside", kind=kind, kept=str(kept))
                 self.record(kind, sidecar.name, st.FAILED, message, problems=[message])
+
+    def put_back_written_on(self) -> None:
+        """Put a failed file that a copier writes on into back in its inbox (see rejoin.py)."""
+        for kind, name, earlier in self.earlier.written_on_in(self.settings.folder("failed")):
+            was = earlier.path
+            self.earlier.forget(kind, name)
+            if rejoin.put_back(was, self.settings.folder(kind) / name):
+                self.log.warning("written on in failed/; put back", kind=kind, name=name)
+                message = rejoin.put_back_message(name, was)
+                self.record(kind, earlier.item or Path(name).stem, st.QUEUED, message, fresh=True)
 
     def dispatch(self) -> None:
         """Start queued items while workers are free; one item per bundle folder at a time."""

@@ -461,3 +461,33 @@ def test_rest_of_a_published_part_takes_its_frames_off_the_app_queue(fw: Framewa
     mine = [p for p in paths if p.startswith("labeled-data/lq/") and p != labeled]
     assert mine and all((fw.project / p).is_file() for p in mine), paths
     assert 0 == fw.stop()
+
+
+def test_mp4_written_on_inside_failed_is_put_back_and_taken_whole(fw: Framewatch) -> None:
+    """An .mp4 copy stalls before its index and is failed for it at once (max_attempts 1);
+    the copier, still holding the file open, then finishes it inside failed/. The file is put
+    back in the inbox, taken again and published from all its frames; failed/ ends empty."""
+    fw.settle_s = 0.6
+    fw.extra_config = RETRY.format(attempts=1)
+    fw.write_config()
+    (fw.root / "src").mkdir()
+    data = write_barcode_video(fw.root / "src" / "late", 300).read_bytes()
+    fw.start()
+    target = fw.inbox("videos") / "late.mp4"
+    with target.open("wb") as out:
+        out.write(data[: len(data) // 2])
+        out.flush()
+        failed = fw.wait_state("videos", "late", timeout=120)
+        assert "failed" == failed["state"] and "has no index yet" in failed["message"], failed
+        assert (fw.failed("videos") / "late.mp4").is_file()
+        out.write(data[len(data) // 2 :])
+    status = fw.wait_for(
+        lambda: (s := fw.status("videos", "late")) and s["state"] == "complete" and s,
+        120,
+        "the whole recording to be published",
+    )
+    assert 300 == status["report"]["frame_count"], status
+    assert data == (fw.project / "videos" / "late.mp4").read_bytes()
+    assert not list(fw.failed("videos").iterdir())
+    assert events(fw, "written on in failed/; put back", name="late.mp4")
+    assert 0 == fw.stop()

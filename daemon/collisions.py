@@ -4,8 +4,9 @@ An item's name (the stem) names its status file and its bundle folder. Two recor
 stem at once would share both: the second outcome overwrites the first (a failure hidden by a
 success), and their frames clash in one folder. So while they are both about, every one but
 the first (by file name) goes by its whole file name: status ``mouse3.mp4.json``, bundle
-``labeled-data/mouse3.mp4/``. A stem dropped again later, alone, is the usual new drop of the
-same recording and keeps its name.
+``labeled-data/mouse3.mp4/``. The same goes for a file of that stem and another name that comes
+within an hour of the first being taken (``rejoin.EarlierCopies.names``). The same file name
+dropped again later is the usual new drop of the same recording and keeps its name.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from handlers.zips import ZIP_SUFFIXES, ZipOptions
 
 SIDECAR_SUFFIX = ".json"
 MAX_SIDECAR_BYTES = 64 * 1024  # options fit in a few hundred bytes; more is not a sidecar
+MAX_SIDECAR_NESTING = 16  # options nest a level or two; deeper is no sidecar (and breaks parsers)
 MAX_QUOTED_CHARS = 80  # a value quoted in a message, so a huge one cannot flood status and log
 
 
@@ -122,9 +123,19 @@ def read_sidecar(files: list[Path]) -> dict[str, Any]:
         )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+        too_deep = nesting(data) > MAX_SIDECAR_NESTING
     except (UnicodeDecodeError, ValueError) as exc:
         problem = f"sidecar {path.name} is not valid JSON ({quote(str(exc))}); fix or remove it"
         raise InputError([problem]) from None
+    except RecursionError:  # nested beyond what the parser follows
+        too_deep = True
+    if too_deep:
+        raise InputError(
+            [
+                f"sidecar {path.name} is nested more than {MAX_SIDECAR_NESTING} levels deep; "
+                'a sidecar holds only flat options like {"frames_per_video": 50}'
+            ]
+        )
     if not isinstance(data, dict):
         raise InputError(
             [
@@ -133,6 +144,18 @@ def read_sidecar(files: list[Path]) -> dict[str, Any]:
             ]
         )
     return data
+
+
+def nesting(data: Any) -> int:
+    """How deeply lists and objects nest in ``data`` (0 for a plain value), without recursion."""
+    deepest, stack = 0, [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth <= MAX_SIDECAR_NESTING and isinstance(value, dict | list):
+            children = value.values() if isinstance(value, dict) else value
+            stack += [(child, depth + 1) for child in children]
+    return deepest
 
 
 def validate_options(

@@ -9,13 +9,24 @@ status names them and says what to do.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Iterable
 from pathlib import Path
 
 from daemon.inbox import is_ignored
+from handlers.framelists import FRAMELIST_SUFFIXES
+from handlers.frames import VIDEO_SUFFIXES
 from handlers.outcome import InputError
+from handlers.zips import ZIP_SUFFIXES
+
+# What each single-file inbox takes: a folder named like one (``a.mp4/``) is a mistake.
+FILE_SUFFIXES = {
+    "videos": VIDEO_SUFFIXES,
+    "zips": ZIP_SUFFIXES,
+    "framelists": FRAMELIST_SUFFIXES,
+}
 
 MAX_NAMED = 5  # links named in one message; the rest are counted
 
@@ -76,9 +87,10 @@ def refusal(problems: list[str]) -> str:
     )
 
 
-def inbox_odd(inbox: Path) -> dict[str, list[str]]:
+def inbox_odd(inbox: Path, kind: str = "") -> dict[str, list[str]]:
     """Status name -> problems, for the odd entries at the top of ``inbox`` and inside its
-    folders (a name's stem, or the folder's name)."""
+    folders (a name's stem, or the folder's name), and folders named like the files the
+    ``kind`` takes."""
     try:
         entries = sorted(Path(e.path) for e in os.scandir(inbox) if not is_ignored(e.name))
     except OSError:
@@ -86,8 +98,43 @@ def inbox_odd(inbox: Path) -> dict[str, list[str]]:
     by_name: dict[str, list[str]] = {}
     for entry in entries:
         problems = [problem for _, problem in odd_inside([entry])]
+        if entry.suffix.lower() in FILE_SUFFIXES.get(kind, ()) and folder_named_like_file(entry):
+            by_name.setdefault(entry.stem, []).append(
+                f"{entry.name} is a folder, not a {entry.suffix} file; this inbox takes the "
+                "files themselves, so it was left as it is. Move the file out of the folder "
+                "into the inbox"
+            )
+            continue
         if problems:
             folder = entry.is_dir() and not entry.is_symlink()
             name = entry.name if folder else Path(entry.name).stem
             by_name.setdefault(name, []).extend(problems)
     return by_name
+
+
+def folder_named_like_file(entry: Path) -> bool:
+    return entry.is_dir() and not entry.is_symlink()
+
+
+def refuse_unreadable(files: Iterable[Path]) -> None:
+    """Raise PermissionError (a passing error: the item waits and is tried again) naming a
+    claimed file the daemon's account cannot read, rather than fail it as no video.
+
+    Raises:
+        PermissionError: for the first file (or file inside a folder drop) not readable.
+    """
+    for path in files:
+        inner = sorted(path.rglob("*")) if path.is_dir() and not path.is_symlink() else []
+        for entry in [path, *inner]:
+            if entry.is_symlink() or os.access(entry, os.R_OK):
+                continue
+            try:
+                mode = f"{stat.S_IMODE(entry.stat().st_mode):03o}"
+            except OSError:
+                mode = "?"
+            what = (
+                f"{entry.name} cannot be read by the account framewatch runs as (uid "
+                f"{os.geteuid()}; its mode is {mode}): give it read permission, for example "
+                f"chmod a+r {entry.name}"
+            )
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), what)

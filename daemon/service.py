@@ -88,8 +88,10 @@ class Daemon(ItemLifecycle):
         self.arriving = arriving.ArrivingReporter(self.status, log=self.log)
         self.page = status_page.StatusPage(self.status.folder, self.settings.folder("project"))
         self.started_at = st.utc_now()
-        self.earlier = rejoin.EarlierCopies()
+        state = self.settings.folder("work") / rejoin.STATE_FOLDER / f"{host}.json"
+        self.earlier = rejoin.EarlierCopies(state_file=state)  # kept across restarts
         self.told_rest: set[tuple[str, str]] = set()
+        self.joins = rejoin.Joins()  # claimed rests compared with their first part, off the loop
         self.told_odd: dict[tuple[str, str], list[str]] = {}
         self.executor = make_executor(self.settings.workers, lambda: self.wake.set())
         self.executor_problem: str | None = None
@@ -126,6 +128,7 @@ class Daemon(ItemLifecycle):
         self.claims.open()
         for item in self.claims.adopt_orphans():
             self.log.info("adopted", kind=item.kind, name=item.name, folder=str(item.folder))
+            self.earlier.adopted(item.folder)
             self.waiting.append(Waiting(item))
 
     def request_stop(self, reason: str = "") -> None:
@@ -198,7 +201,9 @@ class Daemon(ItemLifecycle):
             self.stopping.wait(self.settings.watch.settle_s)
         self.scan(time.monotonic())  # what is settled now is all this pass takes
         blocked_since: float | None = None
-        while not self.stopping.is_set() and (self.settled or self.waiting or self.running):
+        while not self.stopping.is_set() and (
+            self.settled or self.waiting or self.running or self.joins
+        ):
             with self.guarded_turn():
                 self.dispatch()
                 self.poll_running()
@@ -263,6 +268,7 @@ class Daemon(ItemLifecycle):
         for running in list(self.running.values()):
             self.put_back(running.item)
         self.running.clear()
+        self.waiting += [Waiting(pending.item) for pending in self.joins.done(wait=True)]
         for waiting in self.waiting:
             self.put_back(waiting.item)
         self.waiting.clear()
@@ -314,6 +320,7 @@ class Daemon(ItemLifecycle):
                 )
         taken = [r.item for r in self.running.values()] + [w.item for w in self.waiting]
         in_use = {(i.kind, i.name): i.origins[0].name for i in taken if i.origins}
+        in_use = {**self.earlier.names(), **in_use}  # and files taken in the last hour
         found = collisions.tell_apart(found, in_use)
         covered = self.earlier.covered(found, now)
         settled = self.sessions.observe(self.tracker, found, now, self.busy_names(), covered)
@@ -323,6 +330,7 @@ class Daemon(ItemLifecycle):
         self.tell_rest(found, now, set(covered))
         self.tell_odd()
         self.set_late_sidecars_aside(found)
+        self.put_back_written_on()
         fresh = {a.key: a for a in settled if a.key not in self.running}
         self.note_arriving(found, fresh, now)
         for key, arrival in fresh.items():
@@ -370,7 +378,7 @@ class Daemon(ItemLifecycle):
         odd = {
             (kind, name): problems
             for kind, inbox in self.inboxes().items()
-            for name, problems in links.inbox_odd(inbox).items()
+            for name, problems in links.inbox_odd(inbox, kind).items()
         }
         for (kind, name), problems in odd.items():
             if self.told_odd.get((kind, name)) != problems:
@@ -397,15 +405,29 @@ class Daemon(ItemLifecycle):
                 self.log.warning("late sidecar set aside", kind=kind, kept=str(kept))
                 self.record(kind, sidecar.name, st.FAILED, message, problems=[message])
 
+    def put_back_written_on(self) -> None:
+        """Put a failed file that a copier writes on into back in its inbox (see rejoin.py)."""
+        for kind, name, earlier in self.earlier.written_on_in(self.settings.folder("failed")):
+            was = earlier.path
+            self.earlier.forget(kind, name)
+            if rejoin.put_back(was, self.settings.folder(kind) / name):
+                self.log.warning("written on in failed/; put back", kind=kind, name=name)
+                message = rejoin.put_back_message(name, was)
+                self.record(kind, earlier.item or Path(name).stem, st.QUEUED, message, fresh=True)
+
     def dispatch(self) -> None:
         """Start queued items while workers are free; one item per bundle folder at a time."""
         limit = self.settings.workers.max_workers
         now = time.monotonic()
+        for pending in self.joins.done():
+            self.rejoin(pending)
         if not self.executor_ready():
             return
         for waiting in list(self.waiting):
             if len(self.running) >= limit:
                 return
+            if self.joins.reading(waiting.item.input):
+                continue  # the first part of a copy whose rest is being compared with it
             if waiting.not_before <= now and not self.bundle_busy(waiting.item.name):
                 self.waiting.remove(waiting)
                 self.start(waiting.item)
@@ -418,9 +440,10 @@ class Daemon(ItemLifecycle):
             self.tracker.forget(arrival)
             earlier = self.earlier.get(arrival, now)
             item = self.claim(arrival)
-            if item is not None:
-                if earlier is not None:
-                    self.rejoin(item, earlier)
+            if item is not None and earlier is not None:
+                later = item.input / item.origins[0].name
+                self.joins.begin(item, earlier, later, self.wake.set)  # read in a thread
+            elif item is not None:
                 self.start(item)
 
     def bundle_busy(self, name: str) -> bool:
@@ -442,20 +465,23 @@ class Daemon(ItemLifecycle):
             log.info("claimed", folder=str(item.folder))
             if len(arrival.entries) == 1 and item.files:
                 taken = item.input / arrival.entries[0].name
-                self.earlier.taken(item.kind, taken, time.monotonic())
+                self.earlier.taken(item.kind, taken, time.monotonic(), item.name)
         return item
 
-    def rejoin(self, item: ClaimedItem, earlier: rejoin.Earlier) -> None:
-        """Make a claimed file that is the rest of an earlier copy the whole copy again; the
-        earlier part, and an item or bundle made from it, are set aside (see rejoin.py)."""
+    def rejoin(self, pending: rejoin.Pending) -> None:
+        """Once the thread compared a claimed file with an earlier copy (and filled its start),
+        make it the whole copy again; the earlier part, and an item or bundle made from it, are
+        set aside (see rejoin.py). The item then waits for a worker."""
+        item, earlier = pending.item, pending.earlier
+        self.waiting.append(Waiting(item))
         log = self.log.bind(kind=item.kind, name=item.name)
         try:
             later = item.input / item.origins[0].name
-            if not rejoin.continues(earlier.path, later):
+            if not pending.future.result():
                 return
             holder = next((w for w in self.waiting if w.item.input == earlier.path.parent), None)
             aside = self.settings.folder("archive") / "superseded" / item.kind
-            joined = rejoin.join(earlier, later, aside)
+            joined = rejoin.join(earlier, later, aside, filled=True)
             if holder is not None:
                 self.waiting.remove(holder)
                 release(holder.item)
@@ -475,6 +501,7 @@ class Daemon(ItemLifecycle):
                 self.resettle(item)
                 return
             links.refuse_odd(item.files)  # never read through a link (a folder drop's member)
+            links.refuse_unreadable(item.files)  # a permission problem, retried: not "no video"
             saved = read_json(item.folder / RESULT_FILE)
             if isinstance(saved, dict):
                 log.info("publishing saved result")
@@ -611,6 +638,7 @@ class Daemon(ItemLifecycle):
                 os.utime(self.claims.folder / OWNER_FILE)
             for item in self.claims.adopt_orphans():  # a daemon of this host died meanwhile
                 self.log.info("adopted", kind=item.kind, name=item.name, folder=str(item.folder))
+                self.earlier.adopted(item.folder)
                 self.waiting.append(Waiting(item))
             for waiting in self.waiting:
                 waiting.not_before = 0.0  # the sweep is a retry for everything waiting

@@ -105,7 +105,7 @@ def wanted_views(sidecar: Path | None, views: list[str]) -> list[str]:
         return views
     try:
         data = json.loads(sidecar.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return views  # read again when it is taken, and the problem is named then
     chosen = data.get("views") if isinstance(data, dict) else None
     if isinstance(chosen, list) and chosen and all(v in views for v in chosen):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +18,20 @@ FAILED = "failed"
 STATES = (ARRIVING, QUEUED, PROCESSING, COMPLETE, FAILED)
 
 DONE_MESSAGE = "Proceed to the next tab to label frames."
+NAME_MAX = 255  # bytes in one file name, on every filesystem a share is likely to use
+
+
+def status_file_name(name: str) -> str:
+    """``NAME.json``, or, when that is longer than a file name may be (255 bytes), the name
+    cut at a character boundary plus ``~`` and a hash of the whole name: still unique, still
+    found by its start, and the status inside says the whole name (and ``status_file``)."""
+    whole = f"{name}.json"
+    if len(whole.encode("utf-8", "surrogateescape")) <= NAME_MAX:
+        return whole
+    digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    room = NAME_MAX - len(f"~{digest}.json")
+    cut = name.encode("utf-8", "surrogateescape")[:room].decode("utf-8", "ignore")
+    return f"{cut}~{digest}.json"
 
 
 def utc_now() -> str:
@@ -31,7 +46,7 @@ class StatusStore:
     folder: Path
 
     def path(self, kind: str, name: str) -> Path:
-        return self.folder / kind / f"{name}.json"
+        return self.folder / kind / status_file_name(name)
 
     def read(self, kind: str, name: str) -> dict[str, Any] | None:
         data = read_json(self.path(kind, name))
@@ -66,6 +81,8 @@ class StatusStore:
             **fields,
             "updated": utc_now(),
         }
+        if self.path(kind, name).name != f"{name}.json":
+            status["status_file"] = self.path(kind, name).name  # see status_file_name
         write_json_atomic(self.path(kind, name), status, durable=durable)
         return status
 

@@ -6,6 +6,7 @@ published whole, from all of its frames, or not at all.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -326,4 +327,167 @@ def test_mp4_that_never_gets_its_index_fails_saying_so(fw: Framewatch) -> None:
     assert "has no index yet" in status["message"], status
     assert 2 == len(events(fw, "started", name="cutmp4"))
     assert (fw.failed("videos") / "cutmp4.mp4").read_bytes() == data[: len(data) // 2]
+    assert 0 == fw.stop()
+
+
+def restart(fw: Framewatch, kill: bool) -> None:
+    """Stop the daemon (SIGTERM, or kill -9) and start a new one on the same root."""
+    if kill:
+        fw.kill()
+    else:
+        assert 0 == fw.stop()
+    started = len(events(fw, "watching"))
+    fw.start()
+    fw.wait_for(lambda: len(events(fw, "watching")) > started, 60, "the new daemon to watch")
+
+
+def test_rest_after_a_restart_is_joined_to_the_published_part(fw: Framewatch) -> None:
+    """The part of a copy is published, the daemon is restarted, then rsync --partial resumed
+    renames the whole file over the name: the new daemon still knows the part (the memory of
+    what was taken is kept in work/rejoin/), sets it and its bundle aside, and makes one
+    bundle from the whole recording."""
+    fw.settle_s = 0.6
+    fw.extra_config = FAST
+    fw.write_config()
+    data = without_frame_counts(mjpg_video(fw.root / "src", "rp", 300))
+    part = data[: len(data) // 3]
+    fw.start()
+    inbox = fw.inbox("videos")
+    (inbox / "rp.avi").write_bytes(part)
+    first = fw.wait_state("videos", "rp", timeout=120)
+    assert "complete" == first["state"] and first["report"]["frame_count"] < 150, first
+    restart(fw, kill=False)
+    hidden = inbox / ".rp.avi.Zx56Cv"
+    hidden.write_bytes(data)
+    hidden.rename(inbox / "rp.avi")
+    status = fw.wait_for(
+        lambda: (
+            (s := fw.status("videos", "rp")) and s.get("report", {}).get("frame_count") == 300 and s
+        ),
+        120,
+        "the bundle of the whole recording",
+    )
+    assert "complete" == status["state"], status
+    assert data == (fw.project / "videos" / "rp.avi").read_bytes()
+    assert ["rp.avi"] == sorted(p.name for p in (fw.project / "videos").iterdir())
+    aside = fw.root / "archive" / "superseded" / "videos"
+    assert part == (aside / "rp.avi").read_bytes()
+    assert (aside / "bundles" / "rp").is_dir()
+    assert any("is the rest of the copy" in w for w in status["warnings"]), status
+    assert ["rp"] == sorted(p.name for p in (fw.project / "labeled-data").iterdir())
+    assert 0 == fw.stop()
+
+
+def test_rest_after_a_crash_is_joined_to_the_part_still_waiting(fw: Framewatch) -> None:
+    """A third of a copy is taken (short, it waits), the daemon is killed (kill -9) and
+    restarted, then the copier reopens the path and writes the rest at its offsets: the new
+    daemon adopts the waiting part, recognises the sparse new file as its rest, and publishes
+    one intact recording."""
+    fw.settle_s = 0.6
+    fw.extra_config = RETRY.format(attempts=8)
+    fw.write_config()
+    data = mjpg_video(fw.root / "src", "dk", 600)
+    third = len(data) // 3
+    fw.start()
+    target = fw.inbox("videos") / "dk.avi"
+    target.write_bytes(data[:third])
+    wait_short(fw, "dk", 600)
+    restart(fw, kill=True)
+    fw.wait_for(lambda: events(fw, "adopted", name="dk"), 60, "the part to be adopted")
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        for offset, chunk in pieces(data[third:], 4):
+            os.pwrite(fd, chunk, third + offset)
+            os.fsync(fd)
+            time.sleep(0.1)
+    finally:
+        os.close(fd)
+    status = fw.wait_for(
+        lambda: (s := fw.status("videos", "dk")) and s["state"] in ("complete", "failed") and s,
+        120,
+        "the recording to be done",
+    )
+    assert "complete" == status["state"], status
+    assert 600 == status["report"]["frame_count"]
+    assert data == (fw.project / "videos" / "dk.avi").read_bytes()
+    assert [data[:third]] == [path.read_bytes() for path in superseded(fw, "dk")]
+    assert ["dk"] == sorted(p.name for p in (fw.project / "labeled-data").iterdir())
+    assert 0 == fw.stop()
+
+
+APP_PROJECT = "schema_version: 1\nview_names: []\nkeypoint_names:\n  - nose\n  - tail_base\n"
+QUEUE = "CollectedData.unlabeled.jsonl"
+
+
+def test_rest_of_a_published_part_takes_its_frames_off_the_app_queue(fw: Framewatch) -> None:
+    """In a Lightning Pose app project, the part of a copy is published and its frames are
+    queued to label; one is labeled meanwhile. When the rest replaces the part, the part's
+    frames still waiting leave the queue (their images went aside with its bundle); the
+    labeled one and another video's lines stay; every queued frame of the video is an image
+    of the new bundle."""
+    fw.settle_s = 0.6
+    fw.extra_config = FAST
+    fw.write_config()
+    fw.project.mkdir(parents=True, exist_ok=True)
+    (fw.project / "project.yaml").write_text(APP_PROJECT)
+    data = without_frame_counts(mjpg_video(fw.root / "src", "lq", 300))
+    fw.start()
+    inbox = fw.inbox("videos")
+    (inbox / "lq.avi").write_bytes(data[: len(data) // 3])
+    first = fw.wait_state("videos", "lq", timeout=120)
+    assert "complete" == first["state"], first
+    queue = fw.project / QUEUE
+    old = [json.loads(line)["frame_path"] for line in queue.read_text().splitlines()]
+    assert len(old) >= 2, old
+    labeled = old[0]
+    with (fw.project / "CollectedData.csv").open("a") as labels:
+        labels.write(f"{labeled},10,20,30,40\n")
+    other = json.dumps({"frame_path": "labeled-data/other/img00000007.png", "predictions": None})
+    queue.write_text(queue.read_text() + other + "\n")
+    hidden = inbox / ".lq.avi.Rt78Yu"
+    hidden.write_bytes(data)
+    hidden.rename(inbox / "lq.avi")
+    status = fw.wait_for(
+        lambda: (
+            (s := fw.status("videos", "lq")) and s.get("report", {}).get("frame_count") == 300 and s
+        ),
+        120,
+        "the bundle of the whole recording",
+    )
+    assert "complete" == status["state"], status
+    assert any("taken off the queue" in w for w in status["warnings"]), status
+    paths = [json.loads(line)["frame_path"] for line in queue.read_text().splitlines()]
+    assert labeled in paths and "labeled-data/other/img00000007.png" in paths, paths
+    mine = [p for p in paths if p.startswith("labeled-data/lq/") and p != labeled]
+    assert mine and all((fw.project / p).is_file() for p in mine), paths
+    assert 0 == fw.stop()
+
+
+def test_mp4_written_on_inside_failed_is_put_back_and_taken_whole(fw: Framewatch) -> None:
+    """An .mp4 copy stalls before its index and is failed for it at once (max_attempts 1);
+    the copier, still holding the file open, then finishes it inside failed/. The file is put
+    back in the inbox, taken again and published from all its frames; failed/ ends empty."""
+    fw.settle_s = 0.6
+    fw.extra_config = RETRY.format(attempts=1)
+    fw.write_config()
+    (fw.root / "src").mkdir()
+    data = write_barcode_video(fw.root / "src" / "late", 300).read_bytes()
+    fw.start()
+    target = fw.inbox("videos") / "late.mp4"
+    with target.open("wb") as out:
+        out.write(data[: len(data) // 2])
+        out.flush()
+        failed = fw.wait_state("videos", "late", timeout=120)
+        assert "failed" == failed["state"] and "has no index yet" in failed["message"], failed
+        assert (fw.failed("videos") / "late.mp4").is_file()
+        out.write(data[len(data) // 2 :])
+    status = fw.wait_for(
+        lambda: (s := fw.status("videos", "late")) and s["state"] == "complete" and s,
+        120,
+        "the whole recording to be published",
+    )
+    assert 300 == status["report"]["frame_count"], status
+    assert data == (fw.project / "videos" / "late.mp4").read_bytes()
+    assert not list(fw.failed("videos").iterdir())
+    assert events(fw, "written on in failed/; put back", name="late.mp4")
     assert 0 == fw.stop()

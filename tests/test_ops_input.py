@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import time
+
+import pytest
 
 from tests.harness import Framewatch
 from tests.ops import drop, make_video
@@ -145,4 +148,105 @@ def test_sidecar_after_its_video_is_set_aside_not_applied_to_the_next(fw: Framew
         "the next mouse.mp4 to be done",
     )
     assert 4 == fw.status("videos", "mouse")["frames_selected"]  # type: ignore[index]
+    assert 0 == fw.stop()
+
+
+def test_deep_sidecar_folder_named_like_a_video_and_longest_name(fw: Framewatch) -> None:
+    """A sidecar nested 10000 levels deep fails its video saying so (not as framewatch's own
+    error); a folder a.mp4/ in the videos inbox gets a status saying what is wrong and is
+    kept; a video whose stem fills the file-name limit (STEM.mp4 is 255 bytes, so STEM.json
+    is too long) gets a status under a shortened name that says so, and its bundle."""
+    fw.settle_s = 0.3
+    fw.extra_config = FAST
+    fw.write_config()
+    inbox = fw.inbox("videos")
+    (inbox / "deep.json").write_text('{"frames_per_video": ' + "[" * 10000 + "]" * 10000 + "}")
+    drop(make_video(fw.root / "src", "deep", 60), inbox)
+    (inbox / "a.mp4").mkdir()
+    make_video(fw.root / "src", "inside", 60).rename(inbox / "a.mp4" / "inside.mp4")
+    stem = "S" * (255 - len(".mp4"))
+    make_video(fw.root / "src", "long", 60).rename(inbox / f"{stem}.mp4")
+    fw.start()
+    deep = fw.wait_state("videos", "deep")
+    assert "failed" == deep["state"], deep
+    assert "deep.json is nested more than 16 levels deep" in deep["message"], deep
+    assert "unexpected" not in deep["message"], deep
+    folder = fw.wait_state("videos", "a")
+    assert "failed" == folder["state"], folder
+    assert "a.mp4 is a folder, not a .mp4 file" in folder["message"], folder
+    assert (inbox / "a.mp4" / "inside.mp4").is_file()
+
+    def long_status() -> dict[str, object] | None:
+        for path in (fw.root / "status" / "videos").glob("S*~*.json"):
+            data = json.loads(path.read_text())
+            if data.get("state") in ("complete", "failed"):
+                return dict(data, path=path.name)
+        return None
+
+    status = fw.wait_for(long_status, 60, "the status of the longest name")
+    assert "complete" == status["state"] and stem == status["name"], status
+    assert status["path"] == status["status_file"] and len(str(status["path"])) <= 255
+    assert fw.bundle(stem).is_dir()
+    assert 0 == fw.stop()
+
+
+def test_unreadable_video_waits_as_a_permission_problem(fw: Framewatch) -> None:
+    """A video the daemon's account cannot read (mode 000; the daemon runs without the
+    capabilities that let root read anything) is not failed as "not a video": its status
+    names the permission problem and it is tried again; once readable, it completes."""
+    probe = fw.root / "probe"
+    probe.write_text("x")
+    probe.chmod(0)
+    drop_caps = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv is needed to run the daemon without root's right to read all")
+    if subprocess.run([*drop_caps, "cat", str(probe)], capture_output=True).returncode == 0:
+        pytest.skip("this account reads a mode-000 file even without DAC capabilities")
+    fw.command = lambda *args: [*drop_caps, *Framewatch.command(fw, *args)]  # type: ignore[method-assign]
+    fw.settle_s = 0.3
+    fw.extra_config = (
+        FAST + "\n[retry]\nfirst_delay_s = 1\nmax_delay_s = 1\njitter = 0\nmax_attempts = 60\n"
+    )
+    fw.write_config()
+    inbox = fw.inbox("videos")
+    video = make_video(fw.root / "src", "locked", 60)
+    video.chmod(0)
+    video.rename(inbox / "locked.mp4")
+    fw.start()
+    status = fw.wait_for(
+        lambda: (
+            (s := fw.status("videos", "locked")) and "cannot be read" in s.get("message", "") and s
+        ),
+        60,
+        "the status to name the permission problem",
+    )
+    assert "queued" == status["state"], status
+    assert "Permission denied" in status["message"] and "chmod a+r locked.mp4" in status["message"]
+    claimed = [p for p in (fw.root / "work").rglob("locked.mp4") if p.is_file()]
+    assert 1 == len(claimed), claimed
+    claimed[0].chmod(0o644)
+    status = fw.wait_state("videos", "locked")
+    assert "complete" == status["state"], status
+    assert not (fw.root / "failed").exists() or not list((fw.root / "failed").rglob("locked*"))
+    assert 0 == fw.stop()
+
+
+def test_second_recording_of_a_stem_coming_later_keeps_both_outcomes(fw: Framewatch) -> None:
+    """mouse4.mp4 is published; mouse4.avi (damaged) comes later: it goes by its whole file
+    name, so its failure does not overwrite the published one's status (nor touch its
+    bundle), and both stay visible."""
+    fw.settle_s = 0.3
+    fw.extra_config = FAST
+    fw.write_config()
+    inbox = fw.inbox("videos")
+    fw.start()
+    drop(make_video(fw.root / "src", "mouse4", 60), inbox)
+    good = fw.wait_state("videos", "mouse4")
+    assert "complete" == good["state"], good
+    (inbox / "mouse4.avi").write_text("not a video\n" * 100)
+    damaged = fw.wait_state("videos", "mouse4.avi")
+    assert "failed" == damaged["state"], damaged
+    assert "mouse4.avi could not be opened" in damaged["message"], damaged
+    assert "complete" == fw.status("videos", "mouse4")["state"]  # type: ignore[index]
+    assert (fw.failed("videos") / "mouse4.avi").is_file() and fw.bundle("mouse4").is_dir()
     assert 0 == fw.stop()

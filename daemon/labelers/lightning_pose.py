@@ -188,6 +188,32 @@ def queue_frames(project: Path, entries: list[dict[str, Any]]) -> int:
     return len(new)
 
 
+def unqueue_superseded(project: Path, stem: str) -> int:
+    """Take ``stem``'s frames off every ``*.unlabeled.jsonl`` queue, when its bundle was set
+    aside (the rest of a copy replaced it, see daemon/rejoin.py): their images are gone from
+    ``labeled-data/STEM/``. Frames already labeled keep their lines; other lines are kept as
+    they are. Each queue is replaced atomically, as ``queue_frames`` does; how many lines went.
+    """
+    labeled = labeled_frames(project, stem)
+    removed = 0
+    for path in sorted(project.glob("*.unlabeled.jsonl")):
+        kept = []
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                entry = None
+            where = entry.get("frame_path") if isinstance(entry, dict) else None
+            index = frame_of(where, stem) if isinstance(where, str) else None
+            if index is None or index in labeled:
+                kept.append(line)
+        if len(kept) < len(lines):
+            write_text_atomic(path, "".join(kept))
+            removed += len(lines) - len(kept)
+    return removed
+
+
 # ----- the model's guess --------------------------------------------------------------------
 
 

@@ -1,8 +1,10 @@
-"""The worker pool: each job in a fresh process, behind the concurrent.futures interface.
+"""The worker pool: each job in a process of its own, behind the concurrent.futures interface.
 
 A process per job rather than a ProcessPoolExecutor: when a decoder crashes on a damaged
 video and takes its process with it, a shared pool breaks for every job in it, while here
-only that job fails. Starting a process costs about a second; a job takes many.
+only that job fails. The process is forked from a fork server that imported the libraries
+once (forkserver.py); ``[workers] start_method = "spawn"`` starts a fresh interpreter per
+job instead, paying the imports (seconds) every time.
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
 from daemon.executor import Executor, WorkerDied, WorkerNotStarted
+from daemon.forkserver import ForkServer
 
 if TYPE_CHECKING:
     from daemon.config import Workers
 
-_CONTEXT = multiprocessing.get_context("spawn")
+_SPAWN = multiprocessing.get_context("spawn")
 STARTED = "started"  # a worker's first message: it runs; a death after this is the job's
 START_PAUSE_S = (5.0, 60.0)  # after workers fail to start: first pause, longest pause
 
@@ -36,7 +39,7 @@ def make_executor(workers: Workers, on_change: Callable[[], None]) -> Executor:
         from daemon.dask_pool import DaskExecutor  # only with the dask extra installed
 
         return DaskExecutor(workers.scheduler_address, on_change)
-    return ProcessPerJobExecutor()
+    return ProcessPerJobExecutor(workers.start_method)
 
 
 def _die_with_parent(parent: int) -> None:
@@ -69,7 +72,8 @@ def _child_main(
 class ProcessPerJobExecutor:
     """A minimal executor; the daemon limits how many jobs it submits at once."""
 
-    def __init__(self) -> None:
+    def __init__(self, start_method: str = "forkserver") -> None:
+        self._forkserver = ForkServer() if start_method == "forkserver" else None
         self._processes: set[Any] = set()
         self._lock = threading.Lock()
         self._start_failure = ""  # why the last worker could not start ("" once one did)
@@ -83,13 +87,35 @@ class ProcessPerJobExecutor:
         return future
 
     def _run(self, future: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
-        receiver, sender = _CONTEXT.Pipe(duplex=False)
-        process = _CONTEXT.Process(target=_child_main, args=(sender, fn, args, os.getpid()))
+        server = self._forkserver
+        receiver, sender = _SPAWN.Pipe(duplex=False)
+        process: Any
         try:
-            process.start()
+            if server is None:
+                process = _SPAWN.Process(target=_child_main, args=(sender, fn, args, os.getpid()))
+                process.start()
+            else:
+                with server.starting() as parent:  # the fork server: the child's parent
+                    process = server.context.Process(
+                        target=_child_main, args=(sender, fn, args, parent)
+                    )
+                    process.start()
         except Exception as exc:  # noqa: BLE001 - no worker: the daemon's problem
+            receiver.close()
+            sender.close()
             future.set_exception(self._not_started(f"{type(exc).__name__}: {exc}"))
             return
+        try:
+            self._wait(future, process, receiver, sender)
+        finally:
+            if server is not None:
+                server.release(parent)
+
+    def _wait(
+        self, future: Future[Any], process: Any, receiver: Connection, sender: Connection
+    ) -> None:
+        """Relay the started process's answer to ``future``, telling apart a process that
+        never started (the daemon's problem) from one that died on its job."""
         sender.close()
         with self._lock:
             self._processes.add(process)

@@ -1,14 +1,16 @@
 """Drain time of many small clips, fork server against a fresh interpreter per item, one run.
 
-    python -m tests.benchmarks.bench_throughput [--clips 300] [--frames 40] [--size 128]
+    python -m tests.benchmarks.bench_throughput [--clips 300] [--rounds 2] [--frames 40]
 
 Cuts ``--clips`` short clips (``--frames`` frames each, scaled to ``--size`` pixels wide,
 mp4v) from the real ``../shared/data/mirror-mouse/test_vid.mp4``, each from a different
-start. For each start method (``spawn``, the old way, then ``forkserver``), a real daemon
-(``framewatch run``, 2 workers, 4 frames per clip) is started on a fresh root; all clips are
-dropped into its inbox at once (one rename each) and the time until every status file says
-``complete`` is the drain time. The daemon's start-up before the drop is not counted; the
-fork server's own start (on the first item) is. Prints one row per method and the ratio.
+start. They are split into ``--rounds`` batches; each batch is drained by each start method in
+turn (``spawn``, the old way, then ``forkserver``), so that the machine's changing load falls
+on both. A drain: a real daemon (``framewatch run``, 2 workers, 4 frames per clip) is started
+on a fresh root, the batch is dropped into its inbox at once (one rename each), and the time
+until every status file says ``complete`` or ``failed`` is measured. The daemon's start-up
+before the drop is not counted; the fork server's own start (on the first item of each
+round) is. Prints each round, the totals per method and the ratio.
 """
 
 from __future__ import annotations
@@ -95,6 +97,7 @@ def _state(path: Path) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clips", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--frames", type=int, default=40)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--timeout", type=float, default=3600)
@@ -102,15 +105,26 @@ def main() -> None:
     print(f"load average before: {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory() as tmp:
         clips = cut_clips(Path(tmp) / "clips", args.clips, args.frames, args.size)
-        rows = {}
-        for method in ("spawn", "forkserver"):
-            elapsed, complete = drain(Path(tmp) / method, clips, method, args.timeout)
-            rows[method] = elapsed
+        totals = {"spawn": 0.0, "forkserver": 0.0}
+        complete = {"spawn": 0, "forkserver": 0}
+        for round_ in range(args.rounds):
+            batch = clips[round_ :: args.rounds]
+            for method in totals:
+                root = Path(tmp) / f"{method}{round_}"
+                elapsed, done = drain(root, batch, method, args.timeout)
+                totals[method] += elapsed
+                complete[method] += done
+                print(
+                    f"round {round_ + 1} {method:10s} {len(batch)} clips: {elapsed:7.1f} s, "
+                    f"{done} complete (load {os.getloadavg()[0]:.1f})",
+                    flush=True,
+                )
+        for method, total in totals.items():
             print(
-                f"{method:10s} {len(clips)} clips: drained in {elapsed:7.1f} s "
-                f"({elapsed / len(clips):.2f} s per clip), {complete} complete"
+                f"{method:10s} {len(clips)} clips: drained in {total:7.1f} s "
+                f"({total / len(clips):.2f} s per clip), {complete[method]} complete"
             )
-        print(f"speed-up: {rows['spawn'] / rows['forkserver']:.1f}x")
+        print(f"speed-up: {totals['spawn'] / totals['forkserver']:.1f}x")
     print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -65,7 +66,7 @@ def drain(root: Path, clips: list[Path], method: str, timeout_s: float) -> tuple
         "[workers]\n", f"[workers]\nstart_method = '{method}'\n", 1
     )
     fw.config.write_text(text)
-    fw.start()
+    start(fw)
     inbox = fw.inbox("videos")
     status = root / "status" / "videos"
     started = time.monotonic()
@@ -85,6 +86,18 @@ def drain(root: Path, clips: list[Path], method: str, timeout_s: float) -> tuple
         fw.stop()
     complete = sum(_state(path) == "complete" for path in status.glob("*.json"))
     return elapsed, complete
+
+
+def start(fw: Framewatch) -> None:
+    """``fw.start()`` with more patience: on a loaded machine the imports alone take > 30 s."""
+    fw.process = subprocess.Popen(
+        fw.command("run"),
+        stdout=fw.log.open("ab"),
+        stderr=subprocess.STDOUT,
+        env=fw.environment(),
+        cwd=fw.root,
+    )
+    fw.wait_for(lambda: "watching" in fw.log_text(), 600, "the daemon to start watching")
 
 
 def _state(path: Path) -> str:

@@ -16,13 +16,12 @@ import os
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
-from daemon.executor import Executor, WorkerDied, WorkerNotStarted
+from daemon.executor import Executor, StartFailures, WorkerCannotImport, WorkerDied
 from daemon.forkserver import ForkServer
 
 if TYPE_CHECKING:
@@ -30,7 +29,6 @@ if TYPE_CHECKING:
 
 _SPAWN = multiprocessing.get_context("spawn")
 STARTED = "started"  # a worker's first message: it runs; a death after this is the job's
-START_PAUSE_S = (5.0, 60.0)  # after workers fail to start: first pause, longest pause
 
 
 def make_executor(workers: Workers, on_change: Callable[[], None]) -> Executor:
@@ -76,9 +74,7 @@ class ProcessPerJobExecutor:
         self._forkserver = ForkServer() if start_method == "forkserver" else None
         self._processes: set[Any] = set()
         self._lock = threading.Lock()
-        self._start_failure = ""  # why the last worker could not start ("" once one did)
-        self._pause = 0.0
-        self._paused_until = 0.0
+        self._start = StartFailures()
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
         future: Future[Any] = Future()
@@ -103,7 +99,7 @@ class ProcessPerJobExecutor:
         except Exception as exc:  # noqa: BLE001 - no worker: the daemon's problem
             receiver.close()
             sender.close()
-            future.set_exception(self._not_started(f"{type(exc).__name__}: {exc}"))
+            future.set_exception(self._start.failed(f"{type(exc).__name__}: {exc}"))
             return
         try:
             self._wait(future, process, receiver, sender)
@@ -124,7 +120,7 @@ class ProcessPerJobExecutor:
             answer = receiver.recv()
             started = answer == STARTED
             if started:
-                self._started()
+                self._start.started()
                 answer = receiver.recv()
         except (EOFError, OSError):
             answer = None
@@ -132,39 +128,19 @@ class ProcessPerJobExecutor:
         with self._lock:
             self._processes.discard(process)
         if answer is None and not started:
-            future.set_exception(self._not_started(_describe_exit(process.exitcode)))
+            future.set_exception(self._start.failed(_describe_exit(process.exitcode)))
         elif answer is None:
             future.set_exception(WorkerDied(_describe_exit(process.exitcode)))
         elif answer[0]:
             future.set_result(answer[1])
+        elif isinstance(answer[1], WorkerCannotImport):  # before any handler ran
+            future.set_exception(self._start.failed(str(answer[1])))
         else:
             future.set_exception(answer[1])
 
-    def _not_started(self, reason: str) -> WorkerNotStarted:
-        """Note that a worker could not start; pause new jobs, longer each time in a row."""
-        with self._lock:
-            first, longest = START_PAUSE_S
-            self._pause = min(self._pause * 2, longest) if self._pause else first
-            self._paused_until = time.monotonic() + self._pause
-            self._start_failure = reason
-        return WorkerNotStarted(f"A worker process could not start ({reason}).")
-
-    def _started(self) -> None:
-        with self._lock:
-            self._pause, self._start_failure = 0.0, ""
-
     def problem(self) -> str | None:
         """Why no job is taken now: workers failed to start a moment ago (see the log)."""
-        with self._lock:
-            left = self._paused_until - time.monotonic()
-            if left <= 0 or not self._start_failure:
-                return None
-            return (
-                f"Workers cannot start ({self._start_failure}; the daemon's stderr in the log "
-                "says why, e.g. framewatch half replaced by an upgrade). This is framewatch's "
-                f"problem, not the files'; nothing is taken until a worker starts, tried again "
-                f"in {left:.0f} s."
-            )
+        return self._start.problem()
 
     def terminate_all(self) -> None:
         """Stop every running worker (on shutdown, after the grace period)."""

@@ -112,7 +112,8 @@ class Framewatch:
             env=self.environment(),
             cwd=self.root,
         )
-        self.wait_for(lambda: "watching" in self.log_text(), 30, "the daemon to start watching")
+        # 120 s: on a loaded machine (CI on 2 shared cores) the imports alone took over 30 s.
+        self.wait_for(lambda: "watching" in self.log_text(), 120, "the daemon to start watching")
         return self
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:

@@ -97,6 +97,9 @@ class Workers(_Section):
     # How long `framewatch once` waits for a cluster that takes no work (no scheduler, no
     # workers) before it leaves the rest for the next pass and exits 1; `run` waits for ever.
     cluster_wait_s: float = Field(600.0, gt=0)
+    # How a local worker process starts: forked from a server that imported the libraries once
+    # ("forkserver"), or a fresh interpreter that imports them for each item ("spawn", slower).
+    start_method: Literal["forkserver", "spawn"] = "forkserver"
 
     @field_validator("executor")
     @classmethod

@@ -10,19 +10,33 @@ accepts. When the connection to the scheduler is lost, the client cancels every 
 flight: they end here in ``ClusterLost``, which the daemon answers by queueing the item again.
 A monitor thread keeps a client connected (reconnecting after the scheduler comes back) and
 keeps ``problem()`` up to date, so the daemon never blocks on the cluster.
+
+A worker whose framewatch does not import (half replaced by an upgrade) is the daemon's
+problem, as with local workers: the task is sent as pickled bytes that ``pickle.loads`` turns
+into the ``run_job`` call on the worker, so that a failing import ends the task with its error
+(rather than crashing the Dask worker while it reads the task, which Dask would blame on the
+task after three tries). Such an error requeues the item uncounted and pauses new jobs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import pickle
 import threading
+import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
 import distributed
 
-from daemon.executor import ClusterLost, WorkerDied
+from daemon.executor import (
+    ClusterLost,
+    StartFailures,
+    WorkerCannotImport,
+    WorkerDied,
+    WorkerNotStarted,
+)
 
 CONNECT_TIMEOUT_S = 10.0
 CHECK_EVERY_S = 1.0
@@ -42,13 +56,15 @@ class DaskExecutor:
         self._remote: dict[Future[Any], distributed.Future] = {}
         self._lock = threading.Lock()
         self._problem: str | None = f"Connecting to the Dask scheduler at {address}."
+        self._start = StartFailures()
         self._closing = threading.Event()
         self._monitor = threading.Thread(target=self._watch, name="dask-monitor", daemon=True)
         self._monitor.start()
 
     def problem(self) -> str | None:
-        """Why no job can be submitted now (no scheduler, no workers); None when one can."""
-        return self._problem
+        """Why no job can be submitted now (no scheduler, no workers, workers that cannot
+        import framewatch); None when one can."""
+        return self._problem or self._start.problem()
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
         """Run ``fn(*args)`` on the cluster; a new task every time (``pure=False``).
@@ -66,7 +82,9 @@ class DaskExecutor:
         local: Future[Any] = Future()
         local.set_running_or_notify_cancel()
         try:
-            remote = client.submit(fn, *args, pure=False)
+            call = pickle.dumps(_Call(fn, args))  # unpickled on the worker, see the docstring
+            key = f"{getattr(fn, '__name__', 'job')}-{uuid.uuid4()}"
+            remote = client.submit(pickle.loads, call, key=key, pure=False)
         except Exception as exc:  # the client closed under us: not the item's fault
             raise ClusterLost(f"{self._lost_message()} ({type(exc).__name__}: {exc})") from exc
         with self._lock:
@@ -81,10 +99,17 @@ class DaskExecutor:
         try:
             if remote.status == "finished":
                 local.set_result(remote.result())
+                self._start.started()
             elif remote.status == "cancelled":
                 local.set_exception(ClusterLost(self._lost_message()))
             else:
-                local.set_exception(translate_task_error(remote.exception()))
+                error = translate_task_error(remote.exception())
+                if isinstance(error, WorkerNotStarted):
+                    error = self._start.failed(str(error))
+                    self._on_change()  # the daemon stops submitting for the pause
+                else:
+                    self._start.started()  # it ran: the task's own error
+                local.set_exception(error)
         except Exception as exc:  # noqa: BLE001 - the result could not be fetched: ask again
             lost = f"{self._lost_message()} ({type(exc).__name__}: {exc})"
             local.set_exception(ClusterLost(lost))
@@ -162,10 +187,29 @@ class DaskExecutor:
         self.terminate_all()
 
 
+class _Call:
+    """``fn(*args)``, made when unpickled: the call ``pickle.loads`` performs on a worker."""
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        self.fn, self.args = fn, args
+
+    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        return (self.fn, self.args)
+
+
 def translate_task_error(exc: BaseException | None) -> BaseException:
-    """A task's error as the daemon knows it: a task whose workers all died is ``WorkerDied``."""
+    """A task's error as the daemon knows it: a task whose workers all died is ``WorkerDied``;
+    one whose worker could not import framewatch (reading the task, or the handler) is
+    ``WorkerNotStarted``. run_job raises no ImportError or SyntaxError of its own: it turns the
+    handler's into HandlerCrash, so these come from loading framewatch itself."""
     if isinstance(exc, distributed.KilledWorker):
         return WorkerDied(f"every Dask worker that ran it died ({exc})")
+    if isinstance(exc, (ImportError, SyntaxError, pickle.UnpicklingError, WorkerCannotImport)) or (
+        isinstance(exc, AttributeError) and "Can't get attribute" in str(exc)
+    ):
+        return WorkerNotStarted(
+            f"a Dask worker cannot load framewatch: {type(exc).__name__}: {exc}"
+        )
     return exc if exc is not None else WorkerDied("the Dask task ended without a result")
 
 

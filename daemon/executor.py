@@ -6,9 +6,13 @@ the other.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, Protocol
+
+START_PAUSE_S = (5.0, 60.0)  # after workers fail to start: first pause, longest pause
 
 
 class WorkerDied(Exception):
@@ -29,6 +33,12 @@ class WorkerNotStarted(ClusterLost):
     goes back to the queue uncounted, and the executor reports a problem for a while."""
 
 
+class WorkerCannotImport(Exception):
+    """The worker ran, but the handler's module (framewatch's own code) failed to import: the
+    package half replaced by an upgrade. Raised before any handler ran, so, like
+    WorkerNotStarted, the daemon's problem and never the file's."""
+
+
 class Executor(Protocol):
     """What the daemon needs of a worker pool."""
 
@@ -39,3 +49,40 @@ class Executor(Protocol):
         ...
 
     def terminate_all(self) -> None: ...
+
+
+class StartFailures:
+    """Workers that could not start a moment ago: no job is taken for a pause that doubles
+    with each failure in a row (the item would only fail to start again), until one starts."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reason = ""  # why the last worker could not start ("" once one did)
+        self._pause = 0.0
+        self._paused_until = 0.0
+
+    def failed(self, reason: str) -> WorkerNotStarted:
+        """Note that a worker could not start; the exception to end its job with."""
+        with self._lock:
+            first, longest = START_PAUSE_S
+            self._pause = min(self._pause * 2, longest) if self._pause else first
+            self._paused_until = time.monotonic() + self._pause
+            self._reason = reason
+        return WorkerNotStarted(f"A worker process could not start ({reason}).")
+
+    def started(self) -> None:
+        with self._lock:
+            self._pause, self._reason = 0.0, ""
+
+    def problem(self) -> str | None:
+        """Why no job is taken now, while the pause lasts (see the log)."""
+        with self._lock:
+            left = self._paused_until - time.monotonic()
+            if left <= 0 or not self._reason:
+                return None
+            return (
+                f"Workers cannot start ({self._reason}; the daemon's stderr or the workers' "
+                "logs say why, e.g. framewatch half replaced by an upgrade). This is "
+                "framewatch's problem, not the files'; nothing is taken until a worker starts, "
+                f"tried again in {left:.0f} s."
+            )

@@ -700,7 +700,7 @@ class Daemon(ItemLifecycle):
                 told.add(waiting.item.key)
                 self.safe_record(waiting.item, st.QUEUED, message)
         for key, running in self.running.items():
-            if key not in told:
+            if key not in told and not running.future.done():  # done: poll_running says why
                 told.add(key)
                 self.safe_record(running.item, st.PROCESSING, message)
 

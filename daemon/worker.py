@@ -26,6 +26,7 @@ from pydantic import BaseModel
 from threadpoolctl import threadpool_limits
 
 from daemon.atomic import write_json_atomic
+from daemon.executor import WorkerCannotImport
 from handlers.outcome import HandlerResult, InputError
 
 PROGRESS_EVERY_S = 0.5
@@ -150,17 +151,23 @@ def run_job(job: Job) -> JobOutcome:
     """Run the job's handler on a staging folder of this attempt's own.
 
     Raises:
+        WorkerCannotImport: the handler's module does not import (framewatch half replaced).
         WorkerCannotSee: this worker does not see the claimed files.
         InputError: the input is bad (passed through as the handler raised it).
         OSError: the filesystem failed (no space, no permission); worth retrying.
         HandlerCrash: anything else, flattened so that it survives pickling.
     """
+    try:
+        handler = load_handler(job.handler)
+    except Exception as exc:  # noqa: BLE001 - any failure to load is the installation's
+        raise WorkerCannotImport(
+            f"{job.handler} cannot be imported: {type(exc).__name__}: {exc}"
+        ) from None
     worker = describe_worker()
     check_files_visible(job, worker)
     staging = job.folder / f"{STAGING_PREFIX}{uuid.uuid4().hex}"
     try:
         staging.mkdir(exist_ok=False)  # no parents: a folder the daemon released stays gone
-        handler = load_handler(job.handler)
         progress = progress_writer(job.progress_file, worker)
         # One numerical thread per worker: max_workers already spreads items over the cores,
         # and BLAS/OpenMP threads spinning on shared cores made choosing several times slower.

@@ -113,8 +113,8 @@ class Framewatch:
             cwd=self.root,
         )
         # Only a bound: a start under load (imports of OpenCV and scikit-learn while other
-        # tests run beside it) can take tens of seconds; a passing test never waits it out.
-        self.wait_for(lambda: "watching" in self.log_text(), 90, "the daemon to start watching")
+        # tests run beside it) took over 30 s on 2 shared cores; a passing test never waits it out.
+        self.wait_for(lambda: "watching" in self.log_text(), 120, "the daemon to start watching")
         return self
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:

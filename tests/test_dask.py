@@ -16,12 +16,12 @@ from types import SimpleNamespace
 import cv2
 import pytest
 
-from daemon.executor import WorkerDied
-from daemon.worker import Job, WorkerCannotSee, run_job
+from daemon.executor import WorkerCannotImport, WorkerDied, WorkerNotStarted
+from daemon.worker import HandlerCrash, Job, WorkerCannotSee, run_job
 from handlers.outcome import InputError
 from handlers.video import VideoOptions
 from tests.dask_cluster import LoopbackCluster
-from tests.harness import Framewatch
+from tests.harness import REPO, Framewatch
 from tests.media import read_barcode, write_barcode_video
 
 
@@ -148,10 +148,14 @@ def test_worker_that_cannot_see_the_file_names_path_and_worker(tmp_path: Path) -
     [
         pytest.param("killed", WorkerDied, id="all-workers-died-is-WorkerDied"),
         pytest.param("input", InputError, id="input-error-passes-through"),
+        pytest.param("import", WorkerNotStarted, id="framewatch-not-importable-is-not-started"),
+        pytest.param("handler", WorkerNotStarted, id="handler-not-importable-is-not-started"),
+        pytest.param("crash", HandlerCrash, id="handler-crash-passes-through"),
     ],
 )
 def test_task_errors_become_the_daemons(error: str, expected: type[Exception]) -> None:
-    """A task whose workers all died reads as WorkerDied; other errors pass through unchanged."""
+    """A task whose workers all died reads as WorkerDied, one whose worker cannot import
+    framewatch as WorkerNotStarted; other errors pass through unchanged."""
     import distributed
 
     from daemon.dask_pool import translate_task_error
@@ -163,6 +167,9 @@ def test_task_errors_become_the_daemons(error: str, expected: type[Exception]) -
             3,
         ),
         "input": InputError(["Expected a video, but got a text file"]),
+        "import": ImportError("half replaced by pip install --upgrade"),
+        "handler": WorkerCannotImport("handlers.video:handle_video cannot be imported"),
+        "crash": HandlerCrash("ImportError: a module the handler needs"),
     }[error]
     assert expected is type(translate_task_error(raised))
 
@@ -266,6 +273,39 @@ def test_scheduler_lost_and_back_items_complete(
             assert "complete" == status["state"], status
             assert_exact_frames(fw.bundle(name))
         assert 1 == len(events(fw, "mouse1", "complete"))
+        assert 0 == fw.stop()
+
+
+@needs_dask
+def test_dask_worker_that_cannot_import_framewatch_fails_no_file(tmp_path: Path) -> None:
+    """A Dask worker whose framewatch is half replaced: the file is not failed, the status and
+    the log say workers cannot start, and once the package is whole the item completes."""
+    copy = tmp_path / "code"
+    for package in ("daemon", "handlers"):
+        shutil.copytree(REPO / package, copy / package)
+    worker = copy / "daemon" / "worker.py"
+    whole = worker.read_text()
+    worker.write_text("raise ImportError('half replaced by pip install --upgrade')\n")
+    with LoopbackCluster(tmp_path / "cluster") as cluster, Framewatch(tmp_path / "fw") as fw:
+        cluster.start_scheduler()
+        cluster.start_worker("half", ["env", f"PYTHONPATH={copy}"])
+        cluster.wait_for_workers(1)
+        fw.env = dask_env(cluster.address)
+        fw.extra_config = "\n[extract]\nframes_per_video = 4\ncontext_frames = 1\n"
+        fw.write_config()
+        fw.start()
+        drop(fw, write_barcode_video(tmp_path / "good", 60), "good")
+        fw.wait_for(
+            lambda: "Workers cannot start" in str(fw.status("videos", "good")),
+            120,
+            "the status to say workers cannot start",
+        )
+        assert "queued" == fw.status("videos", "good")["state"]  # type: ignore[index]
+        assert "cannot load framewatch" in fw.log_text()
+        worker.write_text(whole)
+        status = fw.wait_state("videos", "good", timeout=180)
+        assert "complete" == status["state"], status
+        assert not (fw.root / "failed").exists() or not list((fw.root / "failed").rglob("good*"))
         assert 0 == fw.stop()
 
 

@@ -130,6 +130,26 @@ def test_the_animal_crop_is_the_same_whichever_way_it_walks(angle: float) -> Non
     assert (True, True) == (turned_r > 0.7, unturned_r < 0.7), (turned_r, unturned_r)
 
 
+def test_the_crop_keeps_to_the_animal_it_follows() -> None:
+    """Two moving regions (two animals): with nothing followed yet the larger one is taken;
+    after that the one nearest the last place, even when the other is a little larger; a
+    speck under TRACK_SHARE of the largest is never taken, however near; and the largest when
+    it lies within ``reach`` (a limb of the same body, which the crop holds anyway)."""
+    difference = np.zeros((64, 64), dtype=np.float32)
+    difference[10:20, 10:20] = 50.0  # 100 px, left
+    difference[40:51, 40:51] = 50.0  # 121 px, right
+    difference[30:32, 8:10] = 50.0  # 4 px speck near the left one
+    first = features.tracked_blob_centre(difference, 12.0, None)
+    kept = features.tracked_blob_centre(difference, 12.0, (14.0, 16.0))
+    near_speck = features.tracked_blob_centre(difference, 12.0, (9.0, 31.0))
+    assert first is not None and kept is not None and near_speck is not None
+    assert (round(first[0]), first[2]) == (45, 121)
+    assert (round(kept[0]), round(kept[1]), kept[2]) == (14, 14, 100)
+    within_reach = features.tracked_blob_centre(difference, 12.0, (14.0, 16.0), reach=60.0)
+    assert near_speck[2] == 100
+    assert within_reach is not None and within_reach[2] == 121
+
+
 def test_feature_rows_have_the_documented_length() -> None:
     """A frame, colour or luma, becomes FEATURE_LENGTH bytes."""
     reducer = features.FrameReducer()

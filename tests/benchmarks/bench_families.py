@@ -357,7 +357,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[2, 3, 4])
     parser.add_argument("--n", type=int, default=20)
-    parser.add_argument("--families", nargs="+", default=list(FAMILIES))
+    parser.add_argument("--families", nargs="*", default=list(FAMILIES))
     parser.add_argument("--no-real", action="store_true")
     parser.add_argument("--no-long", action="store_true", help="skip the 6000-frame still case")
     parser.add_argument("--out", type=Path, help="keep the videos here")

@@ -214,11 +214,16 @@ def scan_as(path: Path, constants: dict[str, float]) -> frames.VideoScan:
         return frames.scan_video(path, reduce=features.FrameReducer())
 
 
-def ablated(case: Case, scan: frames.VideoScan, n: int) -> dict[str, list[int]]:
-    """Our choice with each of ABLATIONS switched off (a scan of its own where it needs one)."""
+def ablated(
+    case: Case, scan: frames.VideoScan, n: int, names: list[str] | None = None
+) -> dict[str, list[int]]:
+    """Our choice with each of ABLATIONS (or those ``names``) switched off (a scan of its own
+    where it needs one)."""
     picks = {}
     scans: dict[tuple[tuple[str, float], ...], frames.VideoScan] = {(): scan}
     for name, constants in ABLATIONS.items():
+        if names is not None and name not in names:
+            continue
         key = tuple(sorted((k, v) for k, v in constants.items() if k.startswith("features.")))
         if key not in scans:
             scans[key] = scan_as(case.path, constants)
@@ -227,8 +232,10 @@ def ablated(case: Case, scan: frames.VideoScan, n: int) -> dict[str, list[int]]:
     return picks
 
 
-def run(case: Case, n: int, seed: int) -> dict[str, dict[str, float]]:
-    """Every method and ablation on one case."""
+def run(
+    case: Case, n: int, seed: int, ablations: list[str] | None = None
+) -> dict[str, dict[str, float]]:
+    """Every method and ablation (or those ``ablations``; ``before`` always) on one case."""
     scan = frames.scan_video(case.path, reduce=features.FrameReducer())
     lo, hi = frame_window(len(case.poses), (0.0, 1.0), CONTEXT)
     window = range(lo, hi)
@@ -241,7 +248,7 @@ def run(case: Case, n: int, seed: int) -> dict[str, dict[str, float]]:
             "known": known_approach(read_small_frames(case.path), window, n, seed),
             "ours": choose_ours(scan, n),
             "oracle": oracle(case, window, n),
-            **ablated(case, scan, n),
+            **ablated(case, scan, n, None if ablations is None else ["before", *ablations]),
         }
     return {method: measure(case, chosen) for method, chosen in picks.items()}
 
@@ -360,6 +367,10 @@ def main() -> None:
     parser.add_argument("--families", nargs="*", default=list(FAMILIES))
     parser.add_argument("--no-real", action="store_true")
     parser.add_argument("--no-long", action="store_true", help="skip the 6000-frame still case")
+    parser.add_argument("--long-seeds", type=int, nargs="*", help="seeds of the long case")
+    parser.add_argument(
+        "--ablations", nargs="*", choices=list(ABLATIONS), help="only these (and before)"
+    )
     parser.add_argument("--out", type=Path, help="keep the videos here")
     parser.add_argument("--novelty", action="store_true", help="two bundles against one of 2N")
     parser.add_argument("--clean", action="store_true", help="only the clean variants")
@@ -377,16 +388,19 @@ def main() -> None:
             for distract in (False, True):
                 for seed in args.seeds:
                     case = synthetic(folder, family, distract, seed, args.frames)
-                    results.setdefault(case.name, []).append(run(case, args.n, seed))
+                    results.setdefault(case.name, []).append(
+                        run(case, args.n, seed, args.ablations)
+                    )
                     case.path.unlink()
                 print(f"{family} {'distract' if distract else 'clean'}: done", flush=True)
-        for seed in [] if args.no_long else args.seeds:
+        long_seeds = args.seeds if args.long_seeds is None else args.long_seeds
+        for seed in [] if args.no_long else long_seeds:
             case = long_still(folder, seed)
-            results.setdefault(case.name, []).append(run(case, args.n, seed))
+            results.setdefault(case.name, []).append(run(case, args.n, seed, args.ablations))
             case.path.unlink()
     if not args.no_real:
         for case in real_cases():
-            results[case.name] = [run(case, args.n, 0)]
+            results[case.name] = [run(case, args.n, 0, args.ablations)]
     print(f"\nN = {args.n}, seeds {args.seeds}\n")
     print(table(results))
     print("\nablation (rare recall / coverage mean px / distractors):\n")

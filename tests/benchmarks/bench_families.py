@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import statistics
 import tempfile
 from collections.abc import Iterator
@@ -360,6 +361,12 @@ def novelty_table(results: dict[str, list[dict[str, dict[str, float]]]]) -> str:
     return "\n".join(lines)
 
 
+def dump(path: Path | None, results: dict[str, list[dict[str, dict[str, float]]]]) -> None:
+    """The results so far, as JSON, when ``path`` is given (a long run can be read midway)."""
+    if path is not None:
+        path.write_text(json.dumps(results, indent=1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[2, 3, 4])
@@ -372,6 +379,7 @@ def main() -> None:
         "--ablations", nargs="*", choices=list(ABLATIONS), help="only these (and before)"
     )
     parser.add_argument("--out", type=Path, help="keep the videos here")
+    parser.add_argument("--dump", type=Path, help="write the results so far here (JSON)")
     parser.add_argument("--novelty", action="store_true", help="two bundles against one of 2N")
     parser.add_argument("--clean", action="store_true", help="only the clean variants")
     parser.add_argument("--distract", action="store_true", help="only the distract variants")
@@ -392,6 +400,7 @@ def main() -> None:
                         run(case, args.n, seed, args.ablations)
                     )
                     case.path.unlink()
+                    dump(args.dump, results)
                 print(f"{family} {'distract' if distract else 'clean'}: done", flush=True)
         long_seeds = args.seeds if args.long_seeds is None else args.long_seeds
         for seed in [] if args.no_long else long_seeds:
@@ -401,6 +410,7 @@ def main() -> None:
     if not args.no_real:
         for case in real_cases():
             results[case.name] = [run(case, args.n, 0, args.ablations)]
+            dump(args.dump, results)
     print(f"\nN = {args.n}, seeds {args.seeds}\n")
     print(table(results))
     print("\nablation (rare recall / coverage mean px / distractors):\n")
@@ -423,6 +433,7 @@ def novelty_main(args: argparse.Namespace) -> None:
                     case = synthetic(folder, family, distract, seed, args.frames)
                     results.setdefault(case.name, []).append(novelty_run(case, args.n))
                     case.path.unlink()
+                    dump(args.dump, results)
                 print(f"{family} {'distract' if distract else 'clean'}: done", flush=True)
     print(f"\nN = {args.n}, seeds {args.seeds}, {args.frames} frames")
     print("coverage mean px / coverage worst px / rare recall:\n")

@@ -279,6 +279,9 @@ def ablation_table(results: dict[str, list[dict[str, dict[str, float]]]]) -> str
     for case, runs in results.items():
         cells = []
         for name in names:
+            if name not in runs[0]:
+                cells.append("-")  # not run (--ablations)
+                continue
             mean = {k: statistics.fmean(r[name][k] for r in runs) for k in MEASURES}
             cells.append(
                 f"{mean['rare_recall']:.2f} / {mean['cov_mean']:.2f} / {mean['distractors']:.1f}"

@@ -20,8 +20,7 @@ from handlers.options import FrameRange, frame_window
 from handlers.outcome import HandlerResult, InputError, Progress, only_file_with_suffix
 
 METHOD = (
-    "flicker and intrusions set aside; PCA of the animal's turned silhouette (the crop keeps "
-    "to one animal) plus the frame "
+    "flicker and intrusions set aside; PCA of the animal's turned silhouette plus the frame "
     "against the median scene, each column weighted by its coherence in time, smoothed over "
     "2 frames; k-means for half the frames (nearest each centre), farthest points for the rest; "
     "frames already labeled count as chosen (fixed centres, farthest from them too)"

@@ -130,6 +130,56 @@ def test_the_animal_crop_is_the_same_whichever_way_it_walks(angle: float) -> Non
     assert (True, True) == (turned_r > 0.7, unturned_r < 0.7), (turned_r, unturned_r)
 
 
+def test_the_crop_keeps_to_the_animal_it_follows() -> None:
+    """Two moving regions (two animals): with nothing followed yet the larger one is taken;
+    after that the one nearest the last place, even when the other is a little larger; a
+    speck under TRACK_SHARE of the largest is never taken, however near; and the largest when
+    it lies within ``reach`` (a limb of the same body, which the crop holds anyway)."""
+    difference = np.zeros((64, 64), dtype=np.float32)
+    difference[10:20, 10:20] = 50.0  # 100 px, left
+    difference[40:51, 40:51] = 50.0  # 121 px, right
+    difference[30:32, 8:10] = 50.0  # 4 px speck near the left one
+    first = features.tracked_blob_centre(difference, 12.0, None)
+    kept = features.tracked_blob_centre(difference, 12.0, (14.0, 16.0))
+    near_speck = features.tracked_blob_centre(difference, 12.0, (9.0, 31.0))
+    assert first is not None and kept is not None and near_speck is not None
+    assert (round(first[0]), first[2]) == (45, 121)
+    assert (round(kept[0]), round(kept[1]), kept[2]) == (14, 14, 100)
+    within_reach = features.tracked_blob_centre(difference, 12.0, (14.0, 16.0), reach=60.0)
+    assert near_speck[2] == 100
+    assert within_reach is not None and within_reach[2] == 121
+
+
+def two_bodies(t: int) -> tuple[npt.NDArray[np.uint8], tuple[float, float], tuple[float, float]]:
+    """Two dark bodies walking towards each other on a grey floor, far apart; which one is
+    larger alternates from frame to frame (as two animals' moving regions do)."""
+    frame = np.full((240, 320, 3), 160, dtype=np.uint8)
+    left, right = (60.0 + 0.5 * t, 70.0), (260.0 - 0.5 * t, 170.0)
+    for centre, bigger in ((left, t % 2 == 0), (right, t % 2 == 1)):
+        axes = (26, 11) if bigger else (20, 8)
+        cv2.ellipse(frame, (int(centre[0]), int(centre[1])), axes, 20, 0, 360, (50,) * 3, -1)
+    return frame, left, right
+
+
+@pytest.mark.parametrize("keep", [True, False], ids=["keep-to-one", "largest"])
+def test_the_crop_stays_on_one_of_two_animals(keep: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over 70 frames of two animals, the crop's centre stays on one of them from frame 30
+    on; taking the largest region instead (the choice before) swaps between them."""
+    monkeypatch.setattr(features, "KEEP_TO_ONE", keep)
+    reducer = features.FrameReducer()
+    on: list[int] = []
+    for t in range(70):
+        frame, left, right = two_bodies(t)
+        reducer(frame)
+        centre = reducer._centre  # the place the crop is cut around
+        if t >= 30:
+            assert centre is not None
+            gaps = [float(np.hypot(centre[0] - a[0], centre[1] - a[1])) for a in (left, right)]
+            on.append(int(np.argmin(gaps)))
+    swaps = int(np.count_nonzero(np.diff(on)))
+    assert (swaps == 0) == keep, swaps
+
+
 def test_feature_rows_have_the_documented_length() -> None:
     """A frame, colour or luma, becomes FEATURE_LENGTH bytes."""
     reducer = features.FrameReducer()

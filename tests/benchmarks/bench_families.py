@@ -2,6 +2,7 @@
 
     python -m tests.benchmarks.bench_families [--seeds 2 3 4] [--n 20] [--out DIR]
     python -m tests.benchmarks.bench_families --novelty [--families walk still pair] [--clean]
+        [--distract]
 
 Synthetic families (tests/benchmarks/posevideo.py, 1200 frames at 320x240, one video per
 seed), each ``clean`` (slow lighting drift only) and ``distract`` (a hand at the start and the
@@ -22,9 +23,9 @@ and each view of ``multiview-mouse`` (own frame, Nose to TTI). Rare visits of re
 runs of frames among the 5% farthest from their 10 nearest poses.
 
 Methods: uniform, random, known (bench_diversity.known_approach: motion energy, PCA,
-k-means), ours (scan_video + choose_frames as the handler runs them), before (ours with the
-coherence weights, the smoothing and the running intrusion limit switched off: the choice as
-it was) and an oracle (k-means with N/5 centres on the true poses, then farthest points on
+k-means), ours (scan_video + choose_frames as the handler runs them), keep to one (ours on a
+scan whose crop keeps to one of two animals, features.KEEP_TO_ONE; off by default) and an
+oracle (k-means with N/5 centres on the true poses, then farthest points on
 them). An ablation table switches each part off on its own. Measures as in
 bench_diversity. Develop on seeds 0-1, report on seeds 2-4 (the default).
 
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import statistics
 import tempfile
 from collections.abc import Iterator
@@ -47,11 +49,11 @@ import numpy.typing as npt
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+import handlers.video.features as features
 import handlers.video.selection as selection
 from handlers import frames
 from handlers.options import frame_window
 from handlers.video import VideoOptions, choose_frames
-from handlers.video.features import FrameReducer
 from handlers.video.selection import farthest_point_fill, nearest_to_centres
 from tests.benchmarks.bench_diversity import (
     CONTEXT,
@@ -73,15 +75,23 @@ FAMILIES: dict[str, dict[str, object]] = {
     "small": {"scale": 0.5},
     "large": {"scale": 2.5},
 }
-METHODS = ("uniform", "random", "known", "before", "ours", "oracle")
+METHODS = ("uniform", "random", "known", "keep to one", "ours", "oracle")
 ABLATIONS: dict[str, dict[str, float]] = {
-    "before": {"COHERENCE_POWER": 0, "SMOOTH_FRAMES": 0, "LOCAL_SPREADS": float("inf")},
+    "keep to one": {"features.KEEP_TO_ONE": True},
     "no coherence": {"COHERENCE_POWER": 0},
     "no smoothing": {"SMOOTH_FRAMES": 0},
     "no running intrusion": {"LOCAL_SPREADS": float("inf")},
+    "none of these": {
+        "features.KEEP_TO_ONE": False,
+        "COHERENCE_POWER": 0,
+        "SMOOTH_FRAMES": 0,
+        "LOCAL_SPREADS": float("inf"),
+    },
 }
-"""Parts of the choice switched off (selection.py constants): ``before`` is the choice as it
-was before the parts below were added (the same scan)."""
+"""Parts of the choice switched off, or on (selection.py constants; ``features.`` ones are the
+scan's, features.py, and need a scan of their own): ``keep to one`` is the crop that keeps to
+one of two animals (off by default: it lost on real clips), ``none of these`` the choice
+before issue 11."""
 MEASURES = ("cov_mean", "cov_worst", "rare_recall", "redundancy", "distractors")
 
 
@@ -99,6 +109,26 @@ def synthetic(folder: Path, family: str, distract: bool, seed: int, length: int 
         **FAMILIES[family],  # type: ignore[arg-type]
     )
     return Case(name, video.path, video.poses, video.distractor, video.rare_visit)
+
+
+LONG_FRAMES = 6000
+
+
+def long_still(folder: Path, seed: int, length: int = LONG_FRAMES) -> Case:
+    """A long recording of a still animal (head-fixed-like), as a lab's first drop might be:
+    16 brief rare visits (8-16 frames), a hand at the start and the end, 12 flickers. Window
+    lengths and sampling that depend on the video's length are exercised here."""
+    video = render_pose_video(
+        folder / f"still-long-{seed}.mp4",
+        seed=seed,
+        frames=length,
+        flickers=12,
+        rare_visits=4,
+        stationary=True,
+    )
+    return Case(
+        f"still-long ({length})", video.path, video.poses, video.distractor, video.rare_visit
+    )
 
 
 def filled(poses: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -161,29 +191,53 @@ def oracle(case: Case, window: range, n: int) -> list[int]:
 
 @contextlib.contextmanager
 def switched(constants: dict[str, float]) -> Iterator[None]:
-    """selection.py's ``constants`` set for the duration, then restored."""
-    saved = {name: getattr(selection, name) for name in constants}
+    """selection.py's (or, named ``features.X``, features.py's) ``constants`` set for the
+    duration, then restored."""
+
+    def where(name: str) -> tuple[object, str]:
+        module, _, constant = name.rpartition(".")
+        return (features if module == "features" else selection), constant
+
+    saved = {name: getattr(*where(name)) for name in constants}
     try:
         for name, value in constants.items():
-            setattr(selection, name, value)
+            setattr(*where(name), value)
         yield
     finally:
         for name, value in saved.items():
-            setattr(selection, name, value)
+            setattr(*where(name), value)
 
 
-def ablated(scan: frames.VideoScan, n: int) -> dict[str, list[int]]:
-    """Our choice with each of ABLATIONS switched off."""
+def scan_as(path: Path, constants: dict[str, float]) -> frames.VideoScan:
+    """The scan with the features.py constants among ``constants`` set."""
+    scan_parts = {k: v for k, v in constants.items() if k.startswith("features.")}
+    with switched(scan_parts):
+        return frames.scan_video(path, reduce=features.FrameReducer())
+
+
+def ablated(
+    case: Case, scan: frames.VideoScan, n: int, names: list[str] | None = None
+) -> dict[str, list[int]]:
+    """Our choice with each of ABLATIONS (or those ``names``) switched off (a scan of its own
+    where it needs one)."""
     picks = {}
+    scans: dict[tuple[tuple[str, float], ...], frames.VideoScan] = {(): scan}
     for name, constants in ABLATIONS.items():
+        if names is not None and name not in names:
+            continue
+        key = tuple(sorted((k, v) for k, v in constants.items() if k.startswith("features.")))
+        if key not in scans:
+            scans[key] = scan_as(case.path, constants)
         with switched(constants):
-            picks[name] = choose_ours(scan, n)
+            picks[name] = choose_ours(scans[key], n)
     return picks
 
 
-def run(case: Case, n: int, seed: int) -> dict[str, dict[str, float]]:
-    """Every method and ablation on one case."""
-    scan = frames.scan_video(case.path, reduce=FrameReducer())
+def run(
+    case: Case, n: int, seed: int, ablations: list[str] | None = None
+) -> dict[str, dict[str, float]]:
+    """Every method and ablation (or those ``ablations``; ``keep to one`` always) on one case."""
+    scan = frames.scan_video(case.path, reduce=features.FrameReducer())
     lo, hi = frame_window(len(case.poses), (0.0, 1.0), CONTEXT)
     window = range(lo, hi)
     n = min(n, len(window) // 3)
@@ -195,7 +249,7 @@ def run(case: Case, n: int, seed: int) -> dict[str, dict[str, float]]:
             "known": known_approach(read_small_frames(case.path), window, n, seed),
             "ours": choose_ours(scan, n),
             "oracle": oracle(case, window, n),
-            **ablated(scan, n),
+            **ablated(case, scan, n, None if ablations is None else ["keep to one", *ablations]),
         }
     return {method: measure(case, chosen) for method, chosen in picks.items()}
 
@@ -225,6 +279,9 @@ def ablation_table(results: dict[str, list[dict[str, dict[str, float]]]]) -> str
     for case, runs in results.items():
         cells = []
         for name in names:
+            if name not in runs[0]:
+                cells.append("-")  # not run (--ablations)
+                continue
             mean = {k: statistics.fmean(r[name][k] for r in runs) for k in MEASURES}
             cells.append(
                 f"{mean['rare_recall']:.2f} / {mean['cov_mean']:.2f} / {mean['distractors']:.1f}"
@@ -272,7 +329,7 @@ def choose_after(scan: frames.VideoScan, n: int, taken: list[int]) -> list[int]:
 
 def novelty_run(case: Case, n: int) -> dict[str, dict[str, float]]:
     """Two bundles of ``n`` (the second exclude-only, and with novelty) against one of 2n."""
-    scan = frames.scan_video(case.path, reduce=FrameReducer())
+    scan = frames.scan_video(case.path, reduce=features.FrameReducer())
     first = choose_after(scan, n, [])
     with switched({"NOVELTY": False}):
         old = choose_after(scan, n, first)
@@ -307,15 +364,28 @@ def novelty_table(results: dict[str, list[dict[str, dict[str, float]]]]) -> str:
     return "\n".join(lines)
 
 
+def dump(path: Path | None, results: dict[str, list[dict[str, dict[str, float]]]]) -> None:
+    """The results so far, as JSON, when ``path`` is given (a long run can be read midway)."""
+    if path is not None:
+        path.write_text(json.dumps(results, indent=1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[2, 3, 4])
     parser.add_argument("--n", type=int, default=20)
-    parser.add_argument("--families", nargs="+", default=list(FAMILIES))
+    parser.add_argument("--families", nargs="*", default=list(FAMILIES))
     parser.add_argument("--no-real", action="store_true")
+    parser.add_argument("--no-long", action="store_true", help="skip the 6000-frame still case")
+    parser.add_argument("--long-seeds", type=int, nargs="*", help="seeds of the long case")
+    parser.add_argument(
+        "--ablations", nargs="*", choices=list(ABLATIONS), help="only these (and keep to one)"
+    )
     parser.add_argument("--out", type=Path, help="keep the videos here")
+    parser.add_argument("--dump", type=Path, help="write the results so far here (JSON)")
     parser.add_argument("--novelty", action="store_true", help="two bundles against one of 2N")
     parser.add_argument("--clean", action="store_true", help="only the clean variants")
+    parser.add_argument("--distract", action="store_true", help="only the distract variants")
     parser.add_argument("--frames", type=int, default=1200, help="length of rendered videos")
     args = parser.parse_args()
     if args.novelty:
@@ -329,12 +399,21 @@ def main() -> None:
             for distract in (False, True):
                 for seed in args.seeds:
                     case = synthetic(folder, family, distract, seed, args.frames)
-                    results.setdefault(case.name, []).append(run(case, args.n, seed))
+                    results.setdefault(case.name, []).append(
+                        run(case, args.n, seed, args.ablations)
+                    )
                     case.path.unlink()
+                    dump(args.dump, results)
                 print(f"{family} {'distract' if distract else 'clean'}: done", flush=True)
+        long_seeds = args.seeds if args.long_seeds is None else args.long_seeds
+        for seed in [] if args.no_long else long_seeds:
+            case = long_still(folder, seed)
+            results.setdefault(case.name, []).append(run(case, args.n, seed, args.ablations))
+            case.path.unlink()
     if not args.no_real:
         for case in real_cases():
-            results[case.name] = [run(case, args.n, 0)]
+            results[case.name] = [run(case, args.n, 0, args.ablations)]
+            dump(args.dump, results)
     print(f"\nN = {args.n}, seeds {args.seeds}\n")
     print(table(results))
     print("\nablation (rare recall / coverage mean px / distractors):\n")
@@ -352,11 +431,12 @@ def novelty_main(args: argparse.Namespace) -> None:
         folder = args.out or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         for family in args.families:
-            for distract in (False,) if args.clean else (False, True):
+            for distract in (False,) if args.clean else (True,) if args.distract else (False, True):
                 for seed in args.seeds:
                     case = synthetic(folder, family, distract, seed, args.frames)
                     results.setdefault(case.name, []).append(novelty_run(case, args.n))
                     case.path.unlink()
+                    dump(args.dump, results)
                 print(f"{family} {'distract' if distract else 'clean'}: done", flush=True)
     print(f"\nN = {args.n}, seeds {args.seeds}, {args.frames} frames")
     print("coverage mean px / coverage worst px / rare recall:\n")

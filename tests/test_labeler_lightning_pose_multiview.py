@@ -17,12 +17,14 @@ from tests.test_inference_session import cut_predictions
 from tests.test_labeler_lightning_pose import app_python, ask_app
 from tests.test_sessions import cut_clip
 
-VIEWS = ("top", "side")
+VIEWS = ("top", "side", "back", "mid")  # the four cameras of the real session
 FRAMES = 60
 PROJECT_YAML = """schema_version: 1
 view_names:
   - top
   - side
+  - back
+  - mid
 keypoint_names: [Nose, Head, Trunk]
 """
 CONFIG = "[extract]\nframes_per_video = 4\ncontext_frames = 2\n"
@@ -30,7 +32,7 @@ CONFIG = "[extract]\nframes_per_video = 4\ncontext_frames = 2\n"
 
 @pytest.fixture(scope="module")
 def views(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """minimal_top/side.mp4 (60 frames, 320x256) and the model's predictions for them."""
+    """minimal_<view>.mp4 of the four views (60 frames, 320x256) and the model's predictions for them."""
     folder = tmp_path_factory.mktemp("mv-app")
     for view in VIEWS:
         cut_clip(
@@ -87,7 +89,7 @@ def test_the_real_app_shows_each_chosen_moment_as_one_multiview_frame(
 
         seen = ask_app(fw, "mvcheck")
         assert {} == seen["issues"]
-        assert {"CollectedData_*.csv": ["top", "side"]} == {
+        assert {"CollectedData_*.csv": list(VIEWS)} == {
             key: sorted(group, key=VIEWS.index) for key, group in seen["label_file_groups"].items()
         }
         assert [] == seen["missing_frames"]
@@ -97,7 +99,7 @@ def test_the_real_app_shows_each_chosen_moment_as_one_multiview_frame(
             assert set(VIEWS) == set(frame["paths"]), frame
             assert {frame["key"]} == set(frame["view_keys"].values()), frame
         guessed = {f["key"] for f in frames if all(f["guesses"].values())}
-        assert 4 == len(guessed)  # the model-output moments carry the model's guess in both views
+        assert 4 == len(guessed)  # the model-output moments carry the model's guess in every view
         assert {f["key"] for f in frames} == moments(fw)
 
         ask_app(fw, "mvsave", "0")  # label the first multi-view frame in the app
@@ -111,7 +113,7 @@ def test_the_real_app_shows_each_chosen_moment_as_one_multiview_frame(
 def test_a_single_video_in_a_multiview_project_is_refused_naming_the_session_files(
     tmp_path: Path,
 ) -> None:
-    """mouse1.mp4 in a project with view_names [top, side]: failed with a message that says
+    """mouse1.mp4 in a project with view_names [top, side, back, mid]: failed with a message that says
     how to drop it as a session; no CollectedData.csv (the app flags it there), the file kept."""
     with Framewatch(tmp_path / "fw", extra_config=CONFIG) as fw:
         fw.project.mkdir(parents=True, exist_ok=True)

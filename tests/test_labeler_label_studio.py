@@ -33,7 +33,7 @@ from tests.synthetic_predictions import KEYPOINTS, make_predictions, write_csv
 
 
 def server_program() -> Path | None:
-    named = os.environ.get("FRAMEWATCH_LABEL_STUDIO")
+    named = os.environ.get("LABEL_STUDIO_PROGRAM")
     path = Path(named) if named else REPO / ".venv-labelstudio" / "bin" / "label-studio"
     return path if path.is_file() else None
 
@@ -49,7 +49,7 @@ def migrated_data(program: Path) -> Path | None:
 pytestmark = pytest.mark.skipif(
     server_program() is None,
     reason="label-studio is not installed: .ci/run makes .venv-labelstudio "
-    "(or set FRAMEWATCH_LABEL_STUDIO to its label-studio program)",
+    "(or set LABEL_STUDIO_PROGRAM to its label-studio program)",
 )
 
 LEGACY_TOKEN = "framewatch-legacy-key-0001"

@@ -876,18 +876,24 @@ def diverse_by_pose(
     return picked
 
 
-def episodes(flagged: npt.NDArray[np.bool_], gap: int) -> npt.NDArray[np.int64]:
-    """Number the error episodes: runs of flagged frames, bridging gaps up to ``gap`` frames.
-
-    Every unflagged frame is an episode of its own; one longer than ``EPISODE_MAX_FRAMES``
-    counts as one per that many frames. Vectorized: a flagged frame starts an episode when it
-    is more than ``gap`` frames after the last flagged frame before it.
-    """
+def run_starts(flagged: npt.NDArray[np.bool_], gap: int) -> npt.NDArray[np.bool_]:
+    """True where a run of flagged frames starts: a flagged frame more than ``gap`` frames
+    after the last flagged frame before it (shorter gaps are bridged). Vectorized."""
     frames = np.arange(flagged.size)
     last = np.where(flagged, frames, -(gap + 2))
     np.maximum.accumulate(last, out=last)
     previous = np.concatenate([[-(gap + 2)], last[:-1]])
-    starts = flagged & (frames - previous > gap + 1)
+    return flagged & (frames - previous > gap + 1)
+
+
+def episodes(flagged: npt.NDArray[np.bool_], gap: int) -> npt.NDArray[np.int64]:
+    """Number the error episodes: runs of flagged frames, bridging gaps up to ``gap`` frames.
+
+    Every unflagged frame is an episode of its own; one longer than ``EPISODE_MAX_FRAMES``
+    counts as one per that many frames.
+    """
+    frames = np.arange(flagged.size)
+    starts = run_starts(flagged, gap)
     number = np.maximum(np.cumsum(starts) - 1, 0)
     first = np.flatnonzero(starts)[number] if starts.any() else frames
     # A long episode is cut into pieces of EPISODE_MAX_FRAMES, each earning a frame a round.
@@ -921,12 +927,7 @@ def within_run(factor: FloatArray, flagged: npt.NDArray[np.bool_], gap: int) -> 
     scale = np.ones(factor.size)
     if not flagged.any():
         return scale
-    frames = np.arange(flagged.size)
-    last = np.where(flagged, frames, -(gap + 2))
-    np.maximum.accumulate(last, out=last)
-    previous = np.concatenate([[-(gap + 2)], last[:-1]])
-    starts = flagged & (frames - previous > gap + 1)
-    run = np.cumsum(starts)[flagged]  # 1, 2, ... for the flagged frames
+    run = np.cumsum(run_starts(flagged, gap))[flagged]  # 1, 2, ... for the flagged frames
     largest = np.zeros(int(run.max()) + 1)
     np.maximum.at(largest, run, factor[flagged])
     scale[flagged] = factor[flagged] / np.where(largest[run] > 0, largest[run], 1.0)

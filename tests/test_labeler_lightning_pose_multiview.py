@@ -32,7 +32,7 @@ CONFIG = "[extract]\nframes_per_video = 4\ncontext_frames = 2\n"
 
 @pytest.fixture(scope="module")
 def views(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """minimal_<view>.mp4 of the four views (60 frames, 320x256) and the model's predictions for them."""
+    """minimal_<view>.mp4 of the four views (60 frames, 320x256) and the model's predictions."""
     folder = tmp_path_factory.mktemp("mv-app")
     for view in VIEWS:
         cut_clip(
@@ -113,8 +113,9 @@ def test_the_real_app_shows_each_chosen_moment_as_one_multiview_frame(
 def test_a_single_video_in_a_multiview_project_is_refused_naming_the_session_files(
     tmp_path: Path,
 ) -> None:
-    """mouse1.mp4 in a project with view_names [top, side, back, mid]: failed with a message that says
-    how to drop it as a session; no CollectedData.csv (the app flags it there), the file kept."""
+    """mouse1.mp4 in a project with view_names [top, side, back, mid]: failed with a message
+    that says how to drop it as a session; no CollectedData.csv (the app flags it), the file
+    kept."""
     with Framewatch(tmp_path / "fw", extra_config=CONFIG) as fw:
         fw.project.mkdir(parents=True, exist_ok=True)
         (fw.project / "project.yaml").write_text(PROJECT_YAML)

@@ -12,7 +12,7 @@ beside the frames, so labeling starts from the model's guess.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -404,23 +404,13 @@ def handle_inference(
     )
     progress(SCORE_SHARE, f"writing frames of {output.video.name}")
     flags = {f: hardness.describe_flags(f, weights, output.keypoints) for f in chosen}
-    animal = animal_of_keypoint(output.keypoints)
-
-    def keypoint_tile(index: int, image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
-        names = {name for found in flags[index].values() for name in found}
-        ringed = [k for k, name in enumerate(output.keypoints) if name in names]
-        reason = report.frame_reason(flags[index], float(scores[index]))
-        title = f"#{index}  score {scores[index]:.1f}"
-        points = combined.xy[index]
-        return report.keypoint_tile(image, points, animal, ringed, reason, title)
-
     exported = frames.export_into(
         staging,
         output.video,
         bundle.with_context(chosen, options.context_frames, output.frame_count),
         lambda f: progress(SCORE_SHARE + (1 - SCORE_SHARE) * f, "writing frames"),
         tiled=flags,
-        tile=keypoint_tile,
+        tile=keypoint_tiler(output.keypoints, combined, scores, flags),
     )
     written, tiles = exported.names, exported.tiles
     written.append(bundle.write_selected_csv(staging, chosen))
@@ -441,6 +431,28 @@ def handle_inference(
     written += report.write_report(staging, record, tiles, dated=bool(options.exclude_frames))
     progress(1.0, "bundle written")
     return HandlerResult(selected=chosen, files=written, warnings=output.warnings, report=summary)
+
+
+def keypoint_tiler(
+    keypoints: Sequence[str],
+    combined: Predictions,
+    scores: npt.NDArray[np.float64],
+    flags: Mapping[int, Mapping[str, Sequence[str]]],
+    label: str = "",
+) -> Callable[[int, npt.NDArray[np.uint8]], npt.NDArray[np.uint8]]:
+    """The contact-sheet tile of a chosen frame for ``frames.export_into``: the model's
+    keypoints drawn on it, the flagged ones ringed, and why it was chosen written under it,
+    so a person sees at a glance what the model got wrong."""
+    animal = animal_of_keypoint(keypoints)
+
+    def tile(index: int, image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+        names = {name for found in flags[index].values() for name in found}
+        ringed = [k for k, name in enumerate(keypoints) if name in names]
+        reason = report.frame_reason(flags[index], float(scores[index]))
+        title = f"{label}#{index}  score {scores[index]:.1f}"
+        return report.keypoint_tile(image, combined.xy[index], animal, ringed, reason, title)
+
+    return tile
 
 
 def animal_of_keypoint(keypoints: Sequence[str]) -> list[int]:

@@ -31,10 +31,10 @@ from handlers.inference.handler import (
     SCORE_SHARE,
     InferenceOptions,
     ModelOutput,
-    animal_of_keypoint,
     combined_predictions,
     expand_folders,
     file_role,
+    keypoint_tiler,
     load_drop,
     member_spread,
     member_stem,
@@ -306,14 +306,6 @@ def write_view(
     report (selection.json, contact sheet) in this view's own frame numbers; the names."""
     single = options.for_view(view)
     flags = {f: hardness.describe_flags(f, weights, output.keypoints) for f in frames}
-    animal = animal_of_keypoint(output.keypoints)
-
-    def keypoint_tile(index: int, image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
-        names = {name for found in flags[index].values() for name in found}
-        ringed = [k for k, name in enumerate(output.keypoints) if name in names]
-        reason = report.frame_reason(flags[index], float(scores[index]))
-        title = f"{view} #{index}  score {scores[index]:.1f}"
-        return report.keypoint_tile(image, combined.xy[index], animal, ringed, reason, title)
 
     # Context frames only where every view has them: within the session's common frames.
     last = min(output.frame_count, length + options.offsets.get(view, 0))
@@ -323,7 +315,7 @@ def write_view(
         bundle.with_context(frames, single.context_frames, last),
         lambda f: progress(SCORE_SHARE + (1 - SCORE_SHARE) * f, "writing frames"),
         tiled=flags,
-        tile=keypoint_tile,
+        tile=keypoint_tiler(output.keypoints, combined, scores, flags, label=f"{view} "),
     )
     names, tiles = exported.names, exported.tiles
     names.append(bundle.write_selected_csv(folder, frames))

@@ -448,7 +448,8 @@ def choose_diverse_rows(
 
     k-means alone spends its centres where frames are dense and merges a pose seen for a
     moment into its neighbour; farthest points alone chase oddities. Half and half covers the
-    common poses well and still reaches the rare ones. ``taken`` rows (frames already
+    common poses well and still reaches the rare ones (a third or a quarter lost in some
+    family: README, Frame diversity). ``taken`` rows (frames already
     labeled) are never chosen but count as chosen: fixed k-means centres, and points
     farthest from them as well, so what they cover is not chosen again.
     """

@@ -64,6 +64,8 @@ NOVELTY = True
 choice as it was, kept for the benchmark's comparison)."""
 KMEANS_ITERATIONS = 100
 """Lloyd iterations at most, for k-means beside fixed centres (it settles in far fewer)."""
+KMEANS_SHARE = 0.5
+"""Share of the frames wanted chosen by k-means (the common poses); farthest points the rest."""
 INTRUSION_MARGIN_FRAMES = BACKGROUND_EVERY * BACKGROUND_FRAMES // 2
 """Frames set aside on each side of an intrusion: the running background (features.py) holds
 an intruder for about half its span after it leaves, and a hand is half in view before it is
@@ -434,6 +436,11 @@ def nearest_to_free_centres(
     return list(dict.fromkeys(chosen))
 
 
+def kmeans_count(n: int) -> int:
+    """How many of ``n`` frames k-means chooses: ``KMEANS_SHARE`` of them, rounded up."""
+    return math.ceil(n * KMEANS_SHARE)
+
+
 def choose_diverse_rows(
     features: npt.NDArray[np.float32], n: int, seed: int = 0, taken: Iterable[int] = ()
 ) -> list[int]:
@@ -441,15 +448,16 @@ def choose_diverse_rows(
 
     k-means alone spends its centres where frames are dense and merges a pose seen for a
     moment into its neighbour; farthest points alone chase oddities. Half and half covers the
-    common poses well and still reaches the rare ones. ``taken`` rows (frames already
+    common poses well and still reaches the rare ones (a third or a quarter lost in some
+    family: README, Frame diversity). ``taken`` rows (frames already
     labeled) are never chosen but count as chosen: fixed k-means centres, and points
     farthest from them as well, so what they cover is not chosen again.
     """
     fixed = sorted(set(taken))
     if not fixed:
-        rows = nearest_to_centres(features, (n + 1) // 2, seed)
+        rows = nearest_to_centres(features, kmeans_count(n), seed)
         return farthest_point_fill(features, rows, n)
-    rows = nearest_to_free_centres(features, fixed, (n + 1) // 2, seed)
+    rows = nearest_to_free_centres(features, fixed, kmeans_count(n), seed)
     return farthest_point_fill(features, rows, n, covered=fixed)
 
 

@@ -81,6 +81,8 @@ ABLATIONS: dict[str, dict[str, float]] = {
     "no coherence": {"COHERENCE_POWER": 0},
     "no smoothing": {"SMOOTH_FRAMES": 0},
     "no running intrusion": {"LOCAL_SPREADS": float("inf")},
+    "kmeans 1/3": {"KMEANS_SHARE": 1 / 3},
+    "kmeans 1/4": {"KMEANS_SHARE": 1 / 4},
     "none of these": {
         "features.KEEP_TO_ONE": False,
         "COHERENCE_POWER": 0,

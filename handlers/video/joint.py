@@ -23,6 +23,7 @@ from handlers.video.selection import (
     describe_choice,
     distractor_rows,
     embed_frames,
+    kmeans_count,
     nearest_to_centres,
     nearest_to_free_centres,
     usable_rows,
@@ -193,8 +194,8 @@ def select_joint_frames(
     embedding = np.hstack(embeddings).astype(np.float32)
     covered = [int(r) for r in np.flatnonzero(taken[rows])]
     if covered:
-        common = nearest_to_free_centres(embedding, covered, (n + 1) // 2, seed)
+        common = nearest_to_free_centres(embedding, covered, kmeans_count(n), seed)
     else:
-        common = nearest_to_centres(embedding, (n + 1) // 2, seed)
+        common = nearest_to_centres(embedding, kmeans_count(n), seed)
     picked = farthest_in_any_view(embeddings, common, n, covered)
     return describe_choice(embedding, picked, indices, usable, flicker, intrusion, taken)

@@ -58,12 +58,9 @@ ENSEMBLE_MEMBER = re.compile(r"^[A-Za-z_-]*\d+$")
 SCORE_SHARE = 0.3
 
 
-class InferenceOptions(BaseModel):
-    """Per-drop options: [extract] and [inference] of the config, overridden by STEM.json.
-
-    ``stem``, ``exclude_frames``, ``video_candidates`` and ``video_folder`` come from the
-    project (the daemon fills them in): the handler knows nothing of the project's layout.
-    """
+class ChoiceOptions(BaseModel):
+    """[extract] and [inference] of the config, overridden by a sidecar: how the hard frames
+    are chosen, the same for a single drop and for every view of a session."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -74,10 +71,19 @@ class InferenceOptions(BaseModel):
     z_threshold: float = Field(gt=0)
     pca_variance: float = Field(gt=0, le=1)
     min_spacing_frames: int = Field(ge=0)
+    video_folder: str = ""
+
+
+class InferenceOptions(ChoiceOptions):
+    """Per-drop options: the choice's, overridden by STEM.json, and the project's part.
+
+    ``stem``, ``exclude_frames``, ``video_candidates`` and ``video_folder`` come from the
+    project (the daemon fills them in): the handler knows nothing of the project's layout.
+    """
+
     stem: str
     exclude_frames: frozenset[int] = frozenset()
     video_candidates: tuple[Path, ...] = ()
-    video_folder: str = ""
 
 
 # ----- which file is what --------------------------------------------------------------------

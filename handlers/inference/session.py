@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 import handlers.inference.hardness as hardness
 import handlers.inference.report as report
@@ -29,6 +29,7 @@ from handlers.frames import export_into
 from handlers.inference.handler import (
     PREDICTIONS_CSV,
     SCORE_SHARE,
+    ChoiceOptions,
     InferenceOptions,
     ModelOutput,
     combined_predictions,
@@ -41,7 +42,7 @@ from handlers.inference.handler import (
     scored_frames,
 )
 from handlers.inference.predictions import Predictions, write_predictions_csv
-from handlers.options import FrameRange, frame_window
+from handlers.options import frame_window
 from handlers.outcome import HandlerResult, InputError, Progress
 from handlers.video.joint import common_length, count_mismatch
 from handlers.video.session import SESSION_JSON, view_folder
@@ -54,7 +55,7 @@ METHOD = (
 )
 
 
-class InferenceSessionOptions(BaseModel):
+class InferenceSessionOptions(ChoiceOptions):
     """One session's model outputs: [extract] and [inference] options, and the project's part.
 
     Attributes:
@@ -66,39 +67,18 @@ class InferenceSessionOptions(BaseModel):
         dated_views: views whose folder already holds a session.json: write a dated one.
     """
 
-    model_config = ConfigDict(extra="forbid")
-
     session: str
     views: list[str] = Field(min_length=1)
-    offsets: dict[str, int] = {}
-    frames_per_video: int = Field(ge=1)
-    frame_range: FrameRange
-    context_frames: int = Field(ge=0)
-    likelihood_threshold: float = Field(ge=0)
-    z_threshold: float = Field(gt=0)
-    pca_variance: float = Field(gt=0, le=1)
-    min_spacing_frames: int = Field(ge=0)
+    offsets: dict[str, int] = Field(default_factory=dict)
     exclude_frames: frozenset[int] = frozenset()
-    video_candidates: dict[str, tuple[Path, ...]] = {}
-    video_folder: str = ""
-    dated_views: list[str] = []
+    video_candidates: dict[str, tuple[Path, ...]] = Field(default_factory=dict)
+    dated_views: list[str] = Field(default_factory=list)
 
     def for_view(self, view: str) -> InferenceOptions:
         """The single-view options of one view (frames to exclude are the session's)."""
         shift = self.offsets.get(view, 0)
         return InferenceOptions(
-            **self.model_dump(
-                include={
-                    "frames_per_video",
-                    "frame_range",
-                    "context_frames",
-                    "likelihood_threshold",
-                    "z_threshold",
-                    "pca_variance",
-                    "min_spacing_frames",
-                    "video_folder",
-                }
-            ),
+            **self.model_dump(include=set(ChoiceOptions.model_fields)),
             stem=view_folder(self.session, view),
             exclude_frames=frozenset(i + shift for i in self.exclude_frames),
             video_candidates=self.video_candidates.get(view, ()),
